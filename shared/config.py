@@ -1,0 +1,76 @@
+"""Every setting the app reads, in one place.
+
+Names follow the seed project (ROOT_MODEL, RLM_MAX_DEPTH, SESSION_POOL_ENDPOINT, ...).
+Values come from the environment; on Azure that is the app settings, locally the
+devhost loads `local.settings.json` into the environment the way `func start` does.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    # Model provider (BYOK through the Copilot SDK).
+    model_provider: Literal["openai", "azure"] | None = Field(None, alias="MODEL_PROVIDER")
+    model_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("MODEL_BASE_URL", "AZURE_PROJECT_ENDPOINT")
+    )
+    model_api_key: str | None = Field(None, alias="MODEL_API_KEY")
+    azure_openai_api_version: str | None = Field(None, alias="AZURE_OPENAI_API_VERSION")
+    root_model: str = Field("gpt-5-4-mini", alias="ROOT_MODEL")
+    sub_model: str = Field("gpt-5-4-mini", alias="SUB_MODEL")
+    model_timeout_seconds: float = Field(300.0, gt=0, alias="MODEL_TIMEOUT_SECONDS")
+    copilot_cli_path: str | None = Field(None, alias="COPILOT_CLI_PATH")
+    copilot_home: Path | None = Field(None, alias="COPILOT_HOME_DIR")
+
+    # RLM loop bounds.
+    max_iterations: int = Field(20, ge=1, le=200, alias="RLM_MAX_ITERATIONS")
+    max_depth: int = Field(2, ge=0, le=10, alias="RLM_MAX_DEPTH")
+    sub_max_iterations: int = Field(10, ge=1, le=200, alias="RLM_SUB_MAX_ITERATIONS")
+    truncate_chars: int = Field(2000, ge=100, le=200_000, alias="RLM_TRUNCATE_CHARS")
+
+    # Sandbox limits, per cell.
+    cell_timeout_seconds: float = Field(120.0, gt=0, le=3600, alias="RLM_CELL_TIMEOUT_SECONDS")
+    cell_memory_mb: int = Field(4096, ge=256, alias="RLM_CELL_MEMORY_MB")
+    cell_output_max_chars: int = Field(1_000_000, ge=1000, alias="RLM_CELL_OUTPUT_MAX_CHARS")
+
+    # ACA Dynamic Sessions; unset means the local sandbox.
+    session_pool_endpoint: str | None = Field(None, alias="SESSION_POOL_ENDPOINT")
+    session_pool_api_version: str = Field("2025-10-02-preview", alias="SESSION_POOL_API_VERSION")
+
+    # Storage: a connection string or account URL selects Blob Storage, else the filesystem.
+    storage_connection_string: str | None = Field(None, alias="RLM_STORAGE_CONNECTION_STRING")
+    storage_account_url: str | None = Field(None, alias="RLM_STORAGE_ACCOUNT_URL")
+    data_dir: Path = Field(Path(".rlm-data"), alias="RLM_DATA_DIR")
+    corpora_container: str = Field("corpora", alias="RLM_CORPORA_CONTAINER")
+    traces_container: str = Field("traces", alias="RLM_TRACES_CONTAINER")
+    payloads_container: str = Field("payloads", alias="RLM_PAYLOADS_CONTAINER")
+    results_container: str = Field("results", alias="RLM_RESULTS_CONTAINER")
+
+    # Batches.
+    batch_queue: str = Field("rlm-batch", alias="RLM_BATCH_QUEUE")
+    batch_concurrency: int = Field(4, ge=1, le=64, alias="RLM_BATCH_CONCURRENCY")
+
+    @model_validator(mode="after")
+    def _provider_needs_endpoint(self) -> Settings:
+        if self.model_provider and not self.model_base_url:
+            raise ValueError("MODEL_PROVIDER is set but MODEL_BASE_URL (or AZURE_PROJECT_ENDPOINT) is not")
+        return self
+
+    @property
+    def model_configured(self) -> bool:
+        return self.model_provider is not None and self.model_base_url is not None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,72 @@
+"""Turning user input into the `context` string and back into citable sections."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from shared.models import Document
+
+SECTION_HEADER = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
+TEXT_SUFFIXES = {".txt", ".md"}
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be read; the message says what to fix."""
+
+
+def render_documents(documents: list[Document]) -> str:
+    """Documents become `## title` sections so code can split on headers."""
+    return "\n\n".join(f"## {d.title}\n{d.content}" for d in documents)
+
+
+def section_titles(context: str) -> list[str]:
+    return SECTION_HEADER.findall(context)
+
+
+def document_index(documents: list[Document] | None, context: str) -> dict[str, str | None]:
+    """Section title -> document id, used to map `used_sections` to sources."""
+    if documents:
+        return {d.title: d.id for d in documents}
+    return {title: None for title in section_titles(context)}
+
+
+def load_corpus_path(path: Path) -> tuple[str, list[Document] | None]:
+    """Read a text file, a folder of .txt/.md files or a .jsonl of documents."""
+    if not path.exists():
+        raise CorpusError(f"corpus path {path} does not exist")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+        if not files:
+            raise CorpusError(f"folder {path} holds no .txt or .md files")
+        docs = [Document(id=str(p.relative_to(path)), title=str(p.relative_to(path)), content=_read_text(p)) for p in files]
+        return render_documents(docs), docs
+    if path.suffix.lower() == ".jsonl":
+        docs = list(_read_jsonl(path))
+        if not docs:
+            raise CorpusError(f"{path} holds no documents")
+        return render_documents(docs), docs
+    text = _read_text(path)
+    if not text.strip():
+        raise CorpusError(f"{path} is empty")
+    return text, None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def _read_jsonl(path: Path):
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield Document.model_validate(json.loads(line))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise CorpusError(f"{path} line {number}: not a {{id?, title, content}} document: {exc}") from exc

@@ -1,0 +1,111 @@
+"""Pydantic models at every boundary: requests, options, sandbox cells, steps, results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Document(Strict):
+    id: str | None = Field(None, max_length=512)
+    title: str = Field(min_length=1, max_length=1000)
+    content: str
+
+
+class QueryOptions(Strict):
+    """Per-query overrides, bounded so one request cannot run away with the service."""
+
+    max_iterations: int | None = Field(None, ge=1, le=50)
+    max_depth: int | None = Field(None, ge=0, le=4)
+    sub_max_iterations: int | None = Field(None, ge=1, le=30)
+    truncate_chars: int | None = Field(None, ge=200, le=20_000)
+    root_model: str | None = Field(None, min_length=1, max_length=200)
+    sub_model: str | None = Field(None, min_length=1, max_length=200)
+
+
+class QueryRequest(Strict):
+    """What a user sends to start a query: a question and exactly one corpus source."""
+
+    question: str = Field(min_length=1, max_length=20_000)
+    corpus: str | None = Field(None, min_length=1)
+    documents: list[Document] | None = Field(None, min_length=1)
+    corpus_id: str | None = Field(None, pattern=SHA256_HEX)
+    options: QueryOptions = Field(default_factory=QueryOptions)
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> QueryRequest:
+        given = [n for n in ("corpus", "documents", "corpus_id") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'corpus' (text), 'documents' (list of {title, content}) "
+                f"or 'corpus_id' (a stored corpus); got {given or 'none'}"
+            )
+        return self
+
+
+RequestKind = Literal["rlm", "llm"]
+
+
+class PendingRequest(Strict):
+    """A model call that code in the sandbox is blocked on."""
+
+    id: str
+    kind: RequestKind
+    question: str
+    sub_context_file: str | None = None
+    sub_context_chars: int = 0
+
+
+CellStatus = Literal["done", "suspended", "error", "timeout"]
+
+
+class CellResult(Strict):
+    """What one `execute`/`resume` of a cell returns (DESIGN section 4)."""
+
+    cell_id: str
+    status: CellStatus
+    stdout: str = ""
+    stderr: str = ""
+    pending: list[PendingRequest] = Field(default_factory=list)
+    final: str | None = None
+    used_sections: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+class TokenUsage(Strict):
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            model_calls=self.model_calls + other.model_calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class Source(Strict):
+    title: str
+    document_id: str | None = None
+
+
+class QueryResult(Strict):
+    answer: str
+    forced: bool = False
+    failed: bool = False
+    iterations: int
+    sources: list[Source] = Field(default_factory=list)
+    usage: dict[str, TokenUsage] = Field(default_factory=dict)
+    sub_queries: int = 0
+    duration_seconds: float = 0.0
+    instance_id: str
+    trace: str
+    error: str | None = None
