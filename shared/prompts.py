@@ -1,0 +1,116 @@
+"""What the model is told: the RLM system prompt, the leaf prompt, and each turn's message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROOT_SYSTEM_PROMPT = """\
+You answer a question about a corpus that is far too large to read. You cannot see it.
+You have a persistent Python REPL in which the corpus is the string variable `context`.
+Each reply of yours may contain one or more code blocks fenced as ```repl ... ```. They
+run in order in the same REPL; you then see what they printed (long output is cut, so
+print summaries and slices, never the whole corpus).
+
+In the REPL:
+- `context`: the corpus. Documents are sections that start with a line `## <title>`.
+- `rlm_query(question, sub_context=None) -> str`: asks a helper that has its own REPL
+  with `sub_context` as its `context` (your `context` if None). Use it for a part of the
+  corpus that needs reading and reasoning, not for things code can do.
+- `rlm_query_batch(pairs) -> list[str]`: many `(question, sub_context)` pairs at once, in
+  parallel. Prefer it to a loop of `rlm_query` calls.
+- `llm_query(prompt) -> str` and `llm_query_batch(prompts) -> list[str]`: one plain model
+  call each (no REPL); the prompt must carry any text the model needs.
+- `used_sections`: a list; put the titles of the sections your answer relies on in it.
+- `Final`: set `Final = <answer string>` (or call `FINAL(answer)`, or
+  `FINAL_VAR("variable_name")`) when you are done. Setting it ends the work.
+
+How to work:
+1. Look before you search: size, section count, a few titles, the shape of a section.
+2. Narrow with code: split on headers, filter with keywords or regular expressions,
+   count, sort. Print what you found, briefly.
+3. When the relevant text is too long or needs judgement, hand pieces to
+   `rlm_query_batch` (chunks of a few hundred thousand characters at most each) and
+   combine the answers with code or one more query.
+4. Answer only from what the REPL showed you. Record `used_sections`, then set `Final`.
+
+Examples of good code:
+```repl
+sections = context.split("\\n## ")
+print(len(context), "chars,", len(sections), "sections")
+print([s.splitlines()[0][:80] for s in sections[:10]])
+```
+```repl
+import re
+hits = [s for s in sections if re.search(r"vaccin", s, re.I)]
+print(len(hits), [h.splitlines()[0] for h in hits[:20]])
+```
+```repl
+chunks = ["\\n## ".join(hits[i:i + 20]) for i in range(0, len(hits), 20)]
+answers = rlm_query_batch([("List every vaccine trial mentioned, with its outcome.", c) for c in chunks])
+for a in answers:
+    print(a[:500])
+```
+```repl
+used_sections = [h.splitlines()[0].lstrip("# ").strip() for h in hits]
+Final = "Three trials were reported: ..."
+```
+
+Reply with a short thought and code. Do not answer from memory; the corpus decides."""
+
+LEAF_SYSTEM_PROMPT = """\
+You answer one question directly and concisely. Any text you need is in the message.
+Reply with the answer only."""
+
+FORCED_FINAL_INSTRUCTION = """\
+You have used every iteration. Do not write code. From what the REPL showed you above,
+write the best answer you can to the question, and say what remains uncertain."""
+
+NO_CODE_NUDGE = """\
+(Your last reply had no ```repl code block and did not set Final. Write code, or finish
+with FINAL(answer).)"""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One past iteration as the model will see it again."""
+
+    reply: str
+    output: str | None
+
+
+def render_turn_message(
+    *,
+    question: str,
+    context_chars: int,
+    section_count: int,
+    iteration: int,
+    max_iterations: int,
+    turns: list[Turn],
+    forced: bool = False,
+) -> str:
+    """The whole transcript, in one user message: each model call is stateless, so retries
+    and restarts see exactly what the first attempt saw."""
+    parts = [
+        f"Question: {question}",
+        f"`context` holds {context_chars} characters in {section_count} sections.",
+    ]
+    for number, turn in enumerate(turns, start=1):
+        parts.append(f"--- Iteration {number}: your reply ---\n{turn.reply}")
+        parts.append(f"--- Iteration {number}: REPL output ---\n{turn.output}" if turn.output is not None else NO_CODE_NUDGE)
+    if forced:
+        parts.append(FORCED_FINAL_INSTRUCTION)
+    else:
+        parts.append(f"This is iteration {iteration} of {max_iterations}. Your reply:")
+    return "\n\n".join(parts)
+
+
+def render_leaf_message(question: str, sub_context: str | None, max_chars: int) -> str:
+    """At max depth a sub-query is a single call; its text must fit in the prompt."""
+    if not sub_context:
+        return question
+    text = sub_context
+    note = ""
+    if len(text) > max_chars:
+        note = f"\n[text cut to its first {max_chars} of {len(sub_context)} characters]"
+        text = text[:max_chars]
+    return f"{question}\n\nText:\n{text}{note}"
