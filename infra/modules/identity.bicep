@@ -1,0 +1,15 @@
+// The one identity the function app runs as: storage, Durable Task Scheduler, the model,
+// the sandbox pool and telemetry all authorize this principal instead of keys.
+param name string
+param location string
+param tags object
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output principalId string = identity.properties.principalId
+output clientId string = identity.properties.clientId
