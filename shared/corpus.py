@@ -6,9 +6,10 @@ import json
 import re
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.models import Document
+from shared.storage.base import BlobNotFound, BlobStore
 
 SECTION_HEADER = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
 TEXT_SUFFIXES = {".txt", ".md"}
@@ -70,3 +71,30 @@ def _read_jsonl(path: Path):
             yield Document.model_validate(json.loads(line))
         except (json.JSONDecodeError, ValidationError) as exc:
             raise CorpusError(f"{path} line {number}: not a {{id?, title, content}} document: {exc}") from exc
+
+
+class CorpusIndex(BaseModel):
+    """Stored beside a corpus so its size and citable sections are known without reading it."""
+
+    chars: int
+    sections: dict[str, str | None]
+
+
+def index_key(corpus_id: str) -> str:
+    return f"{corpus_id}.index.json"
+
+
+def save_corpus(store: BlobStore, text: str, documents: list[Document] | None = None) -> str:
+    """Store a corpus (once, content-addressed) with its index; return its id."""
+    corpus_id = store.put_corpus(text)
+    if not store.exists(store.containers.corpora, index_key(corpus_id)):
+        index = CorpusIndex(chars=len(text), sections=document_index(documents, text))
+        store.put_text(store.containers.corpora, index_key(corpus_id), index.model_dump_json())
+    return corpus_id
+
+
+def load_index(store: BlobStore, corpus_id: str) -> CorpusIndex:
+    try:
+        return CorpusIndex.model_validate_json(store.get_bytes(store.containers.corpora, index_key(corpus_id)))
+    except BlobNotFound:
+        raise CorpusError(f"no stored corpus with id {corpus_id}") from None

@@ -99,6 +99,7 @@ class Source(Strict):
 
 class QueryResult(Strict):
     answer: str
+    answer_key: str | None = None
     forced: bool = False
     failed: bool = False
     iterations: int

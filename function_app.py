@@ -1,0 +1,11 @@
+"""The Azure Functions app: registers the RLM blueprints, nothing else."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from rlm_activities.activities import bp as activities
+from rlm_activities.orchestrator import bp as orchestrator
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(orchestrator)
+app.register_functions(activities)

@@ -1,0 +1,122 @@
+"""Per-step trace records: one JSON blob per step under a deterministic key, so a
+retried activity overwrites its record instead of adding a second one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.models import CellResult, QueryResult, TokenUsage
+from shared.prompts import Turn
+from shared.protocol import truncate_output
+from shared.storage.base import BlobNotFound, BlobStore
+
+StepKind = Literal["generate", "execute", "resume", "leaf", "forced"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class InstanceMeta(BaseModel):
+    """Who an instance is in the recursion tree."""
+
+    instance_id: str
+    root_id: str
+    parent_id: str | None
+    depth: int
+    question: str
+    corpus_id: str
+    context_chars: int
+    started_at: datetime
+
+
+class StepRecord(BaseModel):
+    instance_id: str
+    step: int
+    iteration: int
+    kind: StepKind
+    started_at: datetime
+    ended_at: datetime = Field(default_factory=utcnow)
+    model: str | None = None
+    prompt: str | None = None
+    reply: str | None = None
+    code: str | None = None
+    usage: TokenUsage | None = None
+    cell: CellResult | None = None
+    answers: dict[str, str] = Field(default_factory=dict)
+    children: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None
+
+
+def instance_prefix(root_id: str, instance_id: str) -> str:
+    return f"{root_id}/{instance_id}/"
+
+
+def step_key(root_id: str, instance_id: str, step: int) -> str:
+    return f"{instance_prefix(root_id, instance_id)}{step:04d}.json"
+
+
+class TraceStore:
+    """Reads and writes the trace tree of a query in the traces container."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.container = store.containers.traces
+
+    def write_meta(self, root_id: str, meta: InstanceMeta) -> None:
+        self.store.put_text(self.container, instance_prefix(root_id, meta.instance_id) + "meta.json", meta.model_dump_json())
+
+    def write_step(self, root_id: str, record: StepRecord) -> None:
+        self.store.put_text(self.container, step_key(root_id, record.instance_id, record.step), record.model_dump_json())
+
+    def write_result(self, root_id: str, result: QueryResult) -> None:
+        self.store.put_text(self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json())
+
+    def read_step(self, root_id: str, instance_id: str, step: int) -> StepRecord:
+        return StepRecord.model_validate_json(self.store.get_bytes(self.container, step_key(root_id, instance_id, step)))
+
+    def steps(self, root_id: str, instance_id: str) -> list[StepRecord]:
+        prefix = instance_prefix(root_id, instance_id)
+        keys = [k for k in self.store.list_keys(self.container, prefix) if k[len(prefix) :][:4].isdigit()]
+        return [StepRecord.model_validate_json(self.store.get_bytes(self.container, k)) for k in sorted(keys)]
+
+    def metas(self, root_id: str) -> list[InstanceMeta]:
+        keys = [k for k in self.store.list_keys(self.container, f"{root_id}/") if k.endswith("/meta.json")]
+        return [InstanceMeta.model_validate_json(self.store.get_bytes(self.container, k)) for k in keys]
+
+    def result(self, root_id: str, instance_id: str) -> QueryResult | None:
+        try:
+            data = self.store.get_bytes(self.container, instance_prefix(root_id, instance_id) + "result.json")
+        except BlobNotFound:
+            return None
+        return QueryResult.model_validate_json(data)
+
+
+def turns_from_steps(steps: list[StepRecord], truncate_chars: int) -> list[Turn]:
+    """The model's view of past iterations: each reply, then the cell's last output, cut."""
+    turns: dict[int, Turn] = {}
+    for record in steps:
+        if record.kind == "generate":
+            turns[record.iteration] = Turn(reply=record.reply or "", output=None)
+        elif record.kind in ("execute", "resume") and record.cell and record.iteration in turns:
+            if record.cell.status != "suspended":
+                turns[record.iteration] = Turn(turns[record.iteration].reply, cell_view(record.cell, truncate_chars))
+    return [turns[i] for i in sorted(turns)]
+
+
+def cell_view(cell: CellResult, truncate_chars: int) -> str:
+    """What the model sees of a finished cell."""
+    parts = []
+    if cell.stdout:
+        parts.append(cell.stdout)
+    if cell.stderr:
+        parts.append(f"[stderr]\n{cell.stderr}")
+    if cell.status == "timeout":
+        parts.append(f"[the cell was stopped: {cell.error or 'it ran past its time limit'}; the REPL was restored to its state before this cell]")
+    elif cell.status == "error" and cell.error and cell.error not in cell.stderr:
+        parts.append(f"[error] {cell.error}")
+    text = "\n".join(parts) if parts else "[no output]"
+    return truncate_output(text, truncate_chars)
