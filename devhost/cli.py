@@ -1,0 +1,143 @@
+"""`python -m devhost`: ask a question over a file or folder, or serve the HTTP API,
+with the function app hosted in-process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+
+DEFAULT_STATE_DIR = Path(".rlm-state")
+MODEL_HELP = (
+    "No model is configured. Set MODEL_PROVIDER (openai or azure) and MODEL_BASE_URL "
+    "(an OpenAI-compatible base URL such as http://localhost:11434/v1, or your Azure AI "
+    "Foundry / Azure OpenAI endpoint), plus MODEL_API_KEY if the endpoint needs a key, and "
+    "ROOT_MODEL / SUB_MODEL for the model names. They can also go in local.settings.json."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ask = commands.add_parser("ask", help="answer a question over a corpus, with live progress")
+    ask.add_argument("--corpus", type=Path, help="a text file, a folder of .txt/.md files, or a .jsonl of {id?, title, content}")
+    ask.add_argument("--question", help="the question to answer")
+    ask.add_argument("--instance-id", help="resume (or read the result of) this query; new queries get a fresh id")
+    ask.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where histories, corpora and traces live")
+    ask.add_argument("--max-depth", type=int, help="recursion bound for rlm_query (default RLM_MAX_DEPTH)")
+    ask.add_argument("--max-iterations", type=int, help="iterations of the root loop (default RLM_MAX_ITERATIONS)")
+    ask.add_argument("--json", action="store_true", help="print the result object as JSON")
+
+    serve = commands.add_parser("serve", help="serve the app's HTTP API like `func start`")
+    serve.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7071)
+    return parser
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: exit code 2 with the message."""
+
+
+def prepare_environment(state_dir: Path) -> None:
+    """Like `func start`: local.settings.json into the environment, data beside the state."""
+    from devhost import load_local_settings
+
+    load_local_settings(Path("local.settings.json"))
+    os.environ.setdefault("RLM_DATA_DIR", str(state_dir / "data"))
+
+
+def load_settings():
+    from shared.config import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise UsageError(f"invalid configuration: {problems}") from None
+
+
+async def ask(args: argparse.Namespace, console: Console) -> int:
+    from devhost import EmbeddedHost
+    from devhost.progress import ProgressView, print_result
+    from function_app import app
+    from rlm_activities import services
+    from rlm_activities.messages import ORCHESTRATOR
+    from rlm_activities.starting import root_task
+    from shared.models import QueryResult
+
+    settings = load_settings()
+    if not settings.model_configured:
+        raise UsageError(MODEL_HELP)
+    instance_id = args.instance_id or uuid.uuid4().hex
+    async with EmbeddedHost(app, state_dir=args.state_dir) as host:
+        if await host.get_status(instance_id) is None:
+            request = _request_from_args(args)
+            task = root_task(request, instance_id, settings, services.store())
+            await host.start_new(ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
+        elif not args.json:
+            console.print(f"[dim]Instance {instance_id} exists: resuming it or reading its result.[/dim]")
+        with ProgressView(Console(stderr=True), instance_id) as view:
+            status = await host.wait_for_completion(instance_id, on_status=lambda s: view.update(s.custom_status))
+    if str(status.runtime_status) != "Completed":
+        message = f"query {instance_id} ended {status.runtime_status}: {status.output}"
+        if args.json:
+            print(json.dumps({"instance_id": instance_id, "status": str(status.runtime_status), "error": status.output}))
+        else:
+            console.print(f"[red]{message}[/red]")
+        return 1
+    result = QueryResult.model_validate(status.output)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_result(console, result)
+    return 0
+
+
+def _request_from_args(args: argparse.Namespace):
+    from shared.corpus import CorpusError, load_corpus_path
+    from shared.models import QueryOptions, QueryRequest
+
+    if args.corpus is None or not args.question:
+        raise UsageError("a new query needs --corpus PATH and --question TEXT")
+    try:
+        text, documents = load_corpus_path(args.corpus)
+        options = QueryOptions(max_depth=args.max_depth, max_iterations=args.max_iterations)
+    except (CorpusError, ValidationError) as exc:
+        raise UsageError(str(exc)) from None
+    if documents:
+        return QueryRequest(question=args.question, documents=documents, options=options)
+    return QueryRequest(question=args.question, corpus=text, options=options)
+
+
+async def serve(args: argparse.Namespace, console: Console) -> int:
+    from devhost import EmbeddedHost
+    from function_app import app
+
+    load_settings()
+    async with EmbeddedHost(app, state_dir=args.state_dir) as host:
+        console.print(f"Serving the function app on http://{args.host}:{args.port}/api/ (Ctrl+C to stop)")
+        await host.serve(host=args.host, port=args.port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    try:
+        prepare_environment(args.state_dir)
+        command = ask if args.command == "ask" else serve
+        return asyncio.run(command(args, console))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
