@@ -1,0 +1,328 @@
+"""Model calls through the GitHub Copilot SDK with a BYOK provider (DESIGN section 7).
+
+One Copilot CLI process per worker process (per event loop) serves every call: starting
+it costs most of a second, a session costs tens of milliseconds. Each call is one fresh
+session with the system prompt sent verbatim and no tools, so a model call is a plain
+chat completion whose only state is its prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from copilot import CopilotClient, CopilotSession, RuntimeConnection
+from copilot._jsonrpc import JsonRpcError, ProcessExitedError  # not re-exported; the SDK raises them as is
+from copilot.session_events import AssistantMessageData, AssistantUsageData
+from pydantic import BaseModel
+
+from shared.config import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken, TokenCredential
+    from copilot.session import ProviderConfig
+
+log = logging.getLogger(__name__)
+
+AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
+CLI_IN_NODE_MODULES = Path("node_modules/@github/copilot-linux-x64/copilot")
+APP_ROOT = Path(__file__).resolve().parents[1]
+TOKEN_REFRESH_MARGIN_SECONDS = 300
+HTTP_STATUS = re.compile(r"\(HTTP (\d{3})\)|^(\d{3})\b")
+
+
+class ModelReply(BaseModel):
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str
+
+
+class ModelError(RuntimeError):
+    """A model call failed; the message says where and why, `status` is the HTTP status if any."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ModelTimeout(ModelError):
+    """No reply within the call's timeout."""
+
+
+class ModelNotConfigured(ModelError):
+    """The settings name no model provider, or the Copilot CLI cannot be found."""
+
+
+def find_copilot_cli(settings: Settings | None = None) -> str:
+    """The Copilot CLI binary: COPILOT_CLI_PATH, else the npm package beside the app."""
+    configured = (settings.copilot_cli_path if settings else None) or os.environ.get("COPILOT_CLI_PATH")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise ModelNotConfigured(f"COPILOT_CLI_PATH={configured} is not an executable file")
+        return configured
+    for root in (APP_ROOT, Path.cwd()):
+        candidate = root / CLI_IN_NODE_MODULES
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise ModelNotConfigured(
+        f"Copilot CLI not found: set COPILOT_CLI_PATH, or run `npm install` (`make setup`) in "
+        f"{APP_ROOT} to get {CLI_IN_NODE_MODULES}"
+    )
+
+
+class _SendAndWaitProbeFilter(logging.Filter):
+    """Drops the one JSON-RPC error logged when the CLI lacks `session.sendAndWait`.
+
+    SDK 1.0.27 tries that newer method first and falls back to waiting for idle when the
+    npm CLI (1.0.102) answers "method not found": expected, so not worth a warning.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            getattr(record, "method", None) == "session.sendAndWait"
+            and isinstance(error, JsonRpcError)
+            and error.code == -32601
+        )
+
+
+_probe_filter = _SendAndWaitProbeFilter()
+logging.getLogger("copilot._jsonrpc").addFilter(_probe_filter)
+
+
+class _AzureToken:
+    """An Entra ID bearer token for Azure OpenAI, fetched again shortly before it expires."""
+
+    def __init__(self, credential: TokenCredential | None) -> None:
+        self._credential = credential
+        self._token: AccessToken | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> str:
+        async with self._lock:
+            if self._token is None or self._token.expires_on - time.time() < TOKEN_REFRESH_MARGIN_SECONDS:
+                self._token = await asyncio.to_thread(self._fetch)
+            return self._token.token
+
+    def _fetch(self) -> AccessToken:
+        if self._credential is None:
+            from azure.identity import DefaultAzureCredential  # heavy import, only for keyless Azure
+
+            self._credential = DefaultAzureCredential()
+        try:
+            return self._credential.get_token(AZURE_SCOPE)
+        except Exception as exc:
+            raise ModelNotConfigured(
+                f"no MODEL_API_KEY and no Azure credential for {AZURE_SCOPE}: {exc}. Set MODEL_API_KEY, "
+                "or sign in (az login / managed identity with the Cognitive Services OpenAI User role)"
+            ) from exc
+
+
+def _status_of(message: str) -> int | None:
+    match = HTTP_STATUS.search(message)
+    return int(next(g for g in match.groups() if g)) if match else None
+
+
+class CopilotModel:
+    """Chat completions through one long-lived Copilot CLI process."""
+
+    def __init__(
+        self, settings: Settings, *, credential: TokenCredential | None = None, streaming: bool = False
+    ) -> None:
+        """`credential` replaces DefaultAzureCredential for keyless Azure; `streaming` asks the
+        provider for SSE chunks (for providers or gateways that only stream)."""
+        if not settings.model_configured:
+            raise ModelNotConfigured(
+                "no model provider configured: set MODEL_PROVIDER (openai or azure) and MODEL_BASE_URL "
+                "(or AZURE_PROJECT_ENDPOINT), plus MODEL_API_KEY unless Azure sign-in provides a token"
+            )
+        self.settings = settings
+        self.streaming = streaming
+        self._cli = find_copilot_cli(settings)
+        self._client: CopilotClient | None = None
+        self._home: Path | None = None
+        self._own_home = False
+        self._start_lock = asyncio.Lock()
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._azure_token = _AzureToken(credential)
+
+    async def start(self) -> None:
+        """Start the CLI process once; concurrent callers wait for the same start."""
+        async with self._start_lock:
+            if self._client is not None:
+                return
+            os.environ.setdefault("COPILOT_SKIP_CLI_DOWNLOAD", "1")
+            home = self._home_dir()
+            client = CopilotClient(
+                connection=RuntimeConnection.for_stdio(path=self._cli),
+                mode="empty",
+                base_directory=str(home),
+                working_directory=str(home),
+                use_logged_in_user=False,
+                log_level="error",
+            )
+            began = time.perf_counter()
+            try:
+                await client.start()
+            except Exception as exc:
+                raise ModelError(f"could not start the Copilot CLI ({self._cli}): {exc}") from exc
+            log.info("Copilot CLI started in %.2fs", time.perf_counter() - began)
+            self._client = client
+
+    def _home_dir(self) -> Path:
+        """A private Copilot home: COPILOT_HOME_DIR, else a temp dir removed on close."""
+        if self._home is None:
+            if self.settings.copilot_home is not None:
+                self._home = Path(self.settings.copilot_home)
+                self._home.mkdir(parents=True, exist_ok=True)
+            else:
+                self._home = Path(tempfile.mkdtemp(prefix="rlm-copilot-"))
+                self._own_home = True
+        return self._home
+
+    async def complete(self, *, model: str, system: str, prompt: str, timeout: float | None = None) -> ModelReply:
+        """One model turn: `system` verbatim as the system prompt, `prompt` as the user message."""
+        await self.start()
+        assert self._client is not None
+        client = self._client
+        limit = timeout if timeout is not None else self.settings.model_timeout_seconds
+        where = f"model {model!r} at {self.settings.model_provider} provider {self.settings.model_base_url}"
+        try:
+            session = await client.create_session(
+                model=model,
+                provider=await self._provider(),
+                system_message={"mode": "replace", "content": system},
+                available_tools=[],
+                streaming=self.streaming,
+            )
+        except ProcessExitedError as exc:
+            await self._drop_client(client)
+            raise ModelError(f"the Copilot CLI exited ({exc}); the next call starts a new one") from exc
+        usage: list[AssistantUsageData] = []
+        session.on(lambda event: usage.append(event.data) if isinstance(event.data, AssistantUsageData) else None)
+        try:
+            event = await session.send_and_wait(prompt, timeout=limit)
+        except TimeoutError:
+            await _quietly(session.abort())
+            raise ModelTimeout(f"no reply from {where} within {limit:g}s (MODEL_TIMEOUT_SECONDS)") from None
+        except ProcessExitedError as exc:
+            await self._drop_client(client)
+            raise ModelError(f"the Copilot CLI exited during a call to {where}: {exc}") from exc
+        except Exception as exc:
+            message = str(exc).removeprefix("Session error: ")
+            raise ModelError(f"{where} failed: {message}", status=_status_of(message)) from exc
+        finally:
+            self._clean_up_later(client, session)
+        if event is None or not isinstance(event.data, AssistantMessageData):
+            raise ModelError(f"{where} returned no assistant message")
+        return ModelReply(
+            text=event.data.content,
+            prompt_tokens=sum(u.input_tokens or 0 for u in usage),
+            completion_tokens=sum(u.output_tokens or 0 for u in usage),
+            model=usage[-1].model if usage else model,
+        )
+
+    async def _provider(self) -> ProviderConfig:
+        """The BYOK provider block: key if given, else (Azure) an Entra ID bearer token."""
+        s = self.settings
+        assert s.model_provider is not None and s.model_base_url is not None
+        provider: ProviderConfig = {"type": s.model_provider, "base_url": s.model_base_url.rstrip("/")}
+        if s.model_api_key:
+            provider["api_key"] = s.model_api_key
+        elif s.model_provider == "azure":
+            provider["bearer_token"] = await self._azure_token.get()
+        if s.model_provider == "azure" and s.azure_openai_api_version:
+            provider["azure"] = {"api_version": s.azure_openai_api_version}
+        return provider
+
+    def _clean_up_later(self, client: CopilotClient, session: CopilotSession) -> None:
+        """Detach and delete the session off the reply's path so sessions never pile up."""
+        task = asyncio.get_running_loop().create_task(self._delete_session(client, session))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    @staticmethod
+    async def _delete_session(client: CopilotClient, session: CopilotSession) -> None:
+        try:
+            await session.disconnect()
+            await client.delete_session(session.session_id)
+        except Exception as exc:  # the CLI may already be gone; nothing is left to free then
+            log.debug("could not delete Copilot session %s: %s", session.session_id, exc)
+
+    async def _drop_client(self, client: CopilotClient) -> None:
+        async with self._start_lock:
+            if self._client is client:
+                self._client = None
+        await _quietly(client.force_stop())
+
+    async def aclose(self) -> None:
+        """Finish pending session clean-ups, stop the CLI, remove a temp home."""
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
+        async with self._start_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.stop()
+            except Exception:
+                await _quietly(client.force_stop())
+        if self._own_home and self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
+            self._own_home = False
+
+
+async def _quietly(awaitable: Any) -> None:
+    """Best-effort clean-up whose failure must not mask the error being reported."""
+    try:
+        await awaitable
+    except Exception as exc:
+        log.debug("ignored during clean-up: %r", exc)
+
+
+_models: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], CopilotModel]] = (
+    weakref.WeakKeyDictionary()
+)
+_models_lock = threading.Lock()
+
+
+def _model_key(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.model_provider,
+        settings.model_base_url,
+        settings.model_api_key,
+        settings.azure_openai_api_version,
+        settings.copilot_cli_path,
+        settings.copilot_home,
+    )
+
+
+async def get_model(settings: Settings) -> CopilotModel:
+    """The started CopilotModel of this event loop for these settings (one CLI per loop)."""
+    loop = asyncio.get_running_loop()
+    key = _model_key(settings)
+    with _models_lock:
+        per_loop = _models.setdefault(loop, {})
+        model = per_loop.get(key)
+        if model is None:
+            model = per_loop[key] = CopilotModel(settings)
+    await model.start()
+    return model
+
+
+async def close_models() -> None:
+    """Close every model of the running loop (at host shutdown or a test's end)."""
+    with _models_lock:
+        models = list(_models.pop(asyncio.get_running_loop(), {}).values())
+    for model in models:
+        await model.aclose()

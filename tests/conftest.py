@@ -1,0 +1,42 @@
+"""Shared fixtures: the scripted model server and the environment pointing the real CLI at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings, get_settings
+from tests.support.model_server import ModelServer
+
+MODEL_VARIABLES = (
+    "MODEL_PROVIDER",
+    "MODEL_BASE_URL",
+    "AZURE_PROJECT_ENDPOINT",
+    "MODEL_API_KEY",
+    "AZURE_OPENAI_API_VERSION",
+    "COPILOT_HOME_DIR",
+)
+
+
+@pytest.fixture
+def model_server(request: pytest.FixtureRequest) -> Iterator[ModelServer]:
+    """A running scripted model server; the script comes from indirect parametrization
+    (`@pytest.mark.parametrize("model_server", [script], indirect=True)`) or `set_script`."""
+    with ModelServer(getattr(request, "param", "ok")) as server:
+        yield server
+
+
+@pytest.fixture
+def model_env(model_server: ModelServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Settings]:
+    """MODEL_* and COPILOT_HOME_DIR set so the real Copilot CLI reaches `model_server`."""
+    for name in MODEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MODEL_PROVIDER", "openai")
+    monkeypatch.setenv("MODEL_BASE_URL", model_server.url)
+    monkeypatch.setenv("MODEL_API_KEY", "test-key")
+    monkeypatch.setenv("COPILOT_HOME_DIR", str(tmp_path / "copilot-home"))
+    get_settings.cache_clear()
+    yield Settings()
+    get_settings.cache_clear()

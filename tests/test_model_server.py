@@ -1,0 +1,94 @@
+"""The scripted model server on its own, spoken to over plain HTTP."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.support.model_server import ModelServer, ScriptedError, ScriptedRequest, sequence
+
+MESSAGES = [
+    {"role": "system", "content": "You are an RLM step."},
+    {"role": "user", "content": "<current_datetime>2026-01-01T00:00:00Z</current_datetime>\n\nfind the needle"},
+]
+
+
+def chat(server: ModelServer, path: str = "/chat/completions", **body: object) -> httpx.Response:
+    payload = {"model": "m", "messages": MESSAGES, **body}
+    return httpx.post(server.url + path, json=payload, timeout=10)
+
+
+def by_role(request: ScriptedRequest) -> str:
+    return "step" if "RLM step" in request.system else "leaf"
+
+
+@pytest.mark.parametrize("model_server", [by_role], indirect=True)
+def test_non_streaming_reply_with_usage(model_server: ModelServer) -> None:
+    body = chat(model_server).json()
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "step"}
+    assert body["usage"] == {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}
+    [call] = model_server.calls
+    assert call.request.prompt == "find the needle"
+    assert call.request.system == "You are an RLM step."
+    assert call.status == 200 and call.answered is not None and call.answered >= call.received
+
+
+@pytest.mark.parametrize("model_server", ["several words of reply"], indirect=True)
+def test_streaming_reply_with_usage_chunk(model_server: ModelServer) -> None:
+    response = chat(model_server, "/v1/chat/completions", stream=True, stream_options={"include_usage": True})
+    assert response.headers["content-type"] == "text/event-stream"
+    events = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "several words of reply"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 4
+
+
+def test_streaming_without_usage_request_sends_no_usage(model_server: ModelServer) -> None:
+    response = chat(model_server, stream=True)
+    chunks = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    assert all("usage" not in c for c in chunks)
+
+
+def test_azure_routes_take_the_model_from_the_deployment(model_server: ModelServer) -> None:
+    assert chat(model_server, "/openai/deployments/gpt-x/chat/completions?api-version=2024-10-21").status_code == 200
+    assert chat(model_server, "/openai/v1/chat/completions").status_code == 200
+    first, second = model_server.calls
+    assert (first.request.model, first.request.query) == ("gpt-x", "api-version=2024-10-21")
+    assert second.request.model == "m"
+
+
+def test_scripted_errors_and_broken_scripts(model_server: ModelServer) -> None:
+    model_server.set_script(sequence(ScriptedError(500, "overloaded"), "fine"))
+    failed = chat(model_server)
+    assert failed.status_code == 500 and failed.json()["error"]["message"] == "overloaded"
+    assert chat(model_server).json()["choices"][0]["message"]["content"] == "fine"
+    model_server.set_script(lambda request: request.body["missing"])
+    assert chat(model_server).status_code == 400
+    assert model_server.script_failures == ["KeyError('missing')"]
+    assert [c.status for c in model_server.calls] == [500, 200, 400]
+
+
+def test_models_listing_and_unknown_routes_are_logged(model_server: ModelServer) -> None:
+    assert httpx.get(model_server.url + "/models").json() == {"object": "list", "data": []}
+    assert httpx.post(model_server.url + "/embeddings", json={}).status_code == 404
+    assert model_server.other_requests == [("GET", "/models"), ("POST", "/embeddings")]
+    assert model_server.calls == []
+
+
+def test_request_log_shows_overlap_of_concurrent_calls(model_server: ModelServer) -> None:
+    model_server.set_latency(0.3)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: chat(model_server), range(4)))
+    assert len(model_server.calls) == 4
+    assert model_server.max_overlap() > 1
+
+
+def test_sequential_calls_do_not_overlap(model_server: ModelServer) -> None:
+    for _ in range(3):
+        chat(model_server)
+    assert model_server.max_overlap() == 1
