@@ -4,8 +4,10 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from rlm_activities.activities import bp as activities
+from rlm_activities.http_api import bp as http_api
 from rlm_activities.orchestrator import bp as orchestrator
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(orchestrator)
 app.register_functions(activities)
+app.register_functions(http_api)

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -70,7 +71,7 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     from devhost.progress import ProgressView, print_result
     from function_app import app
     from rlm_activities import services
-    from rlm_activities.messages import ORCHESTRATOR
+    from rlm_activities.messages import ORCHESTRATOR, ROOT_INSTANCE_ID
     from rlm_activities.starting import root_task
     from shared.models import QueryResult
 
@@ -78,6 +79,8 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     if not settings.model_configured:
         raise UsageError(MODEL_HELP)
     instance_id = args.instance_id or uuid.uuid4().hex
+    if not re.match(ROOT_INSTANCE_ID, instance_id):
+        raise UsageError("--instance-id must be 4-64 letters, digits, '-' or '_', starting with a letter or digit")
     async with EmbeddedHost(app, state_dir=args.state_dir) as host:
         if await host.get_status(instance_id) is None:
             request = _request_from_args(args)

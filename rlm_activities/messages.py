@@ -11,6 +11,9 @@ from shared.models import CellStatus, RequestKind, TokenUsage
 from shared.payloads import TextRef
 
 ORCHESTRATOR = "rlm_orchestrator"
+# Root ids become sandbox session identifiers and blob key parts; children append
+# "-{iteration}-{k}" per level, so roots stay well under the 128 characters ACA allows.
+ROOT_INSTANCE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,63}$"
 
 
 class RlmTask(BaseModel):

@@ -120,3 +120,28 @@ def cell_view(cell: CellResult, truncate_chars: int) -> str:
         parts.append(f"[error] {cell.error}")
     text = "\n".join(parts) if parts else "[no output]"
     return truncate_output(text, truncate_chars)
+
+
+class TraceNode(BaseModel):
+    """An instance of the recursion tree with its steps and children."""
+
+    meta: InstanceMeta
+    result: QueryResult | None
+    steps: list[StepRecord]
+    children: list[TraceNode] = Field(default_factory=list)
+
+
+def trace_tree(traces: TraceStore, root_id: str) -> TraceNode | None:
+    """The whole tree of a query, rebuilt from the per-instance records."""
+    metas = {m.instance_id: m for m in traces.metas(root_id)}
+    if root_id not in metas:
+        return None
+    nodes = {
+        iid: TraceNode(meta=meta, result=traces.result(root_id, iid), steps=traces.steps(root_id, iid))
+        for iid, meta in metas.items()
+    }
+    for iid in sorted(nodes):
+        parent = nodes[iid].meta.parent_id
+        if parent in nodes:
+            nodes[parent].children.append(nodes[iid])
+    return nodes[root_id]
