@@ -1,4 +1,4 @@
-"""Shared fixtures: the scripted model server and the environment pointing the real CLI at it."""
+"""Shared fixtures: the scripted model server, the environment pointing the real CLI at it, Azurite."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings, get_settings
+from tests.support.azurite import Azurite
 from tests.support.model_server import ModelServer
 
 MODEL_VARIABLES = (
@@ -40,3 +41,10 @@ def model_env(model_server: ModelServer, monkeypatch: pytest.MonkeyPatch, tmp_pa
     get_settings.cache_clear()
     yield Settings()
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[str]:
+    """A connection string to a real Azurite (blob + queue) shared by the whole run."""
+    with Azurite() as emulator:
+        yield emulator.connection_string
