@@ -1,0 +1,126 @@
+"""`python -m devhost ask` as a user runs it: a real subprocess, the real Copilot CLI,
+the scripted model, the local sandbox; and a SIGKILL in the middle of a query."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.support.model_server import ModelServer, ScriptedRequest
+from tests.support.rlm import iteration_of, repl
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "field-stations.jsonl"
+pytestmark = pytest.mark.timeout(300)
+
+
+def cli_env(tmp_path: Path, server: ModelServer | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "RLM_", "AZURE_"))}
+    env["COPILOT_HOME_DIR"] = str(tmp_path / "copilot-home")
+    if server is not None:
+        env |= {"MODEL_PROVIDER": "openai", "MODEL_BASE_URL": server.url, "MODEL_API_KEY": "test-key"}
+    return env
+
+
+def ask(tmp_path: Path, server: ModelServer | None, *args: str, **popen) -> subprocess.Popen:
+    command = [sys.executable, "-m", "devhost", "ask", "--state-dir", str(tmp_path / "state"), *args]
+    return subprocess.Popen(
+        command, cwd=tmp_path, env=cli_env(tmp_path, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True, **popen,
+    )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=240)
+    return process.returncode, out, err
+
+
+@pytest.fixture
+def repo_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+
+def test_ask_without_a_model_names_the_variables(tmp_path: Path, repo_on_path: None) -> None:
+    code, out, err = finish(ask(tmp_path, None, "--corpus", str(SAMPLE), "--question", "q"))
+    assert code == 2
+    assert "MODEL_PROVIDER" in err and "MODEL_BASE_URL" in err
+
+
+def test_ask_with_a_missing_corpus_says_so(tmp_path: Path, repo_on_path: None, model_server: ModelServer) -> None:
+    code, _, err = finish(ask(tmp_path, model_server, "--corpus", str(tmp_path / "nope.txt"), "--question", "q"))
+    assert code == 2
+    assert "does not exist" in err
+    assert not model_server.calls
+
+
+def test_ask_answers_over_the_sample_with_sources(tmp_path: Path, repo_on_path: None, model_server: ModelServer) -> None:
+    model_server.set_script(
+        lambda r: repl(
+            "import re\n"
+            "parts = context.split('\\n\\n## ')\n"
+            "temps = [(float(m.group(1)), p.lstrip('# ').splitlines()[0]) for p in parts "
+            "for m in [re.search(r'Lowest air temperature: (-?[0-9.]+) C', p)] if m]\n"
+            "low, title = min(temps)\n"
+            "used_sections = [title]\n"
+            "Final = f'{low} C at {title}'"
+        )
+    )
+    code, out, err = finish(ask(tmp_path, model_server, "--corpus", str(SAMPLE), "--question", "Coldest?", "--json"))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["answer"] == "-21.4 C at Ridge Station weekly log, 10 March"
+    assert result["sources"] == [{"title": "Ridge Station weekly log, 10 March", "document_id": "station-log-05"}]
+    assert {"answer", "instance_id", "iterations", "sources", "usage", "trace"} <= set(result)
+
+    code, out, err = finish(ask(tmp_path, model_server, "--corpus", str(SAMPLE), "--question", "Coldest?"))
+    assert code == 0, err
+    assert "-21.4 C at Ridge Station" in out and "Sources:" in out
+
+
+def test_killed_ask_resumes_without_repeating_completed_iterations(
+    tmp_path: Path, repo_on_path: None, model_server: ModelServer
+) -> None:
+    held = threading.Event()
+    release = threading.Event()
+
+    def script(request: ScriptedRequest):
+        n = iteration_of(request)
+        if n == 3 and not release.is_set():
+            held.set()
+            release.wait(60)
+        if n <= 3:
+            return repl(f"x{n} = {n}\nprint('stored', {n})")
+        return repl("Final = str(x1 + x2 + x3)")
+
+    model_server.set_script(script)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("## a\nalpha\n\n## b\nbeta\n", encoding="utf-8")
+    args = ("--corpus", str(corpus), "--question", "Sum them", "--instance-id", "crash-test-1", "--json")
+
+    first = ask(tmp_path, model_server, *args)
+    assert held.wait(120), "the run never reached its third iteration"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(30)
+    release.set()
+    time.sleep(0.5)
+
+    code, out, err = finish(ask(tmp_path, model_server, *args))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["answer"] == "6"  # x1..x3 came back: the sandbox state was rebuilt by replay
+    seen = Counter(iteration_of(c.request) for c in model_server.calls)
+    assert seen[1] == 1 and seen[2] == 1, seen
+    assert seen[4] == 1
+
+    code, out, _ = finish(ask(tmp_path, model_server, "--instance-id", "crash-test-1", "--json"))
+    assert code == 0 and json.loads(out)["answer"] == "6"
+    assert Counter(iteration_of(c.request) for c in model_server.calls) == seen
