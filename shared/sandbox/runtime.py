@@ -1,0 +1,479 @@
+"""The REPL that runs model-written code, injected into the sandbox process.
+
+Standard library only and self-contained: the ACA backend uploads this file's source
+into a Dynamic Sessions interpreter where none of our packages exist. A cell runs in a
+worker thread; `rlm_query`/`llm_query` never call a model, they register a pending
+request and block, and `execute`/`resume` return as soon as the cell is done or every
+thread it started is blocked (DESIGN section 4).
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+import concurrent.futures._base
+import concurrent.futures.thread
+import hashlib
+import io
+import json
+import linecache
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+CONTEXT_FILE = "context.txt"
+SUB_CONTEXT_PREFIX = "sub-"
+SETTLE_SECONDS = 0.02
+# A thread whose innermost frame sits in these modules is waiting on a lock, event,
+# queue, join or future: it cannot make progress until another thread does.
+BLOCKING_FILES = frozenset(
+    m.__file__ for m in (threading, queue, concurrent.futures._base, concurrent.futures.thread)
+)
+
+
+def request_key(kind: str, question: str, sub_sha: str | None) -> str:
+    """Content key of a model request, so recorded answers match whatever thread asks."""
+    raw = json.dumps([kind, question, sub_sha], ensure_ascii=True)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def sub_context_file(sub_sha: str) -> str:
+    return f"{SUB_CONTEXT_PREFIX}{sub_sha}.txt"
+
+
+def sub_context_sha(file_name: str | None) -> str | None:
+    """Inverse of `sub_context_file`: sub-context files are content-addressed."""
+    if not file_name:
+        return None
+    return file_name[len(SUB_CONTEXT_PREFIX) : -len(".txt")]
+
+
+class Capped:
+    """Keeps the first `limit` characters and counts the rest, so a chatty cell cannot exhaust memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            room = max(self.limit - self.size, 0)
+            kept = text[:room]
+            if kept:
+                self.parts.append(kept)
+                self.size += len(kept)
+            self.dropped += len(text) - len(kept)
+
+    def text(self) -> str:
+        with self.lock:
+            out = "".join(self.parts)
+            if self.dropped:
+                out += f"\n[output truncated: {self.dropped} more characters not shown]\n"
+            return out
+
+
+class Router(io.TextIOBase):
+    """sys.stdout/sys.stderr replacement: sends each write to the sink `pick` chooses for the calling thread."""
+
+    def __init__(self, fallback: Any, pick: Callable[[], Capped | None]) -> None:
+        super().__init__()
+        self.fallback = fallback
+        self.pick = pick
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:  # type: ignore[override]
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        sink = self.pick()
+        if sink is not None:
+            sink.write(text)
+        elif self.fallback is not None:
+            self.fallback.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pick() is None and self.fallback is not None:
+            self.fallback.flush()
+
+
+class Cell:
+    def __init__(self, cell_id: str, code: str, recorded: dict[str, collections.deque[str]], limit: int) -> None:
+        self.id = cell_id
+        self.code = code
+        self.recorded = recorded
+        self.out = Capped(limit)
+        self.err = Capped(limit)
+        self.counter = 0
+        self.baseline: set[int] = set()
+        self.thread: threading.Thread | None = None
+        self.finished = False
+        self.result: dict[str, Any] | None = None
+
+
+class Repl:
+    """One persistent REPL namespace, its cells and their pending model requests."""
+
+    def __init__(self, session_dir: str, context_file: str = CONTEXT_FILE, output_max_chars: int = 1_000_000) -> None:
+        self.session_dir = session_dir
+        self.output_max_chars = output_max_chars
+        self.cond = threading.Condition()
+        self.events = 0
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.answers: dict[str, str] = {}
+        self.waiting: dict[int, list[str]] = {}
+        self.cells: dict[str, Cell] = {}
+        self.active: Cell | None = None
+        self.host_ident = threading.get_ident()
+        self.broken: str | None = None
+        with open(os.path.join(session_dir, context_file), encoding="utf-8") as handle:
+            context = handle.read()
+        self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.globals.update(context=context, Final=None, used_sections=[])
+        self.globals.update(
+            FINAL=self._final,
+            FINAL_VAR=self._final_var,
+            rlm_query=lambda question, sub_context=None: self._ask("rlm", [(question, sub_context)])[0],
+            llm_query=lambda prompt: self._ask("llm", [(prompt, None)])[0],
+            rlm_query_batch=lambda pairs: self._ask("rlm", [_pair(p) for p in pairs]),
+            llm_query_batch=lambda prompts: self._ask("llm", [(p, None) for p in prompts]),
+        )
+        self._install_streams()
+
+    def _install_streams(self) -> None:
+        if getattr(getattr(sys.stdout, "pick", None), "__self__", None) is not self:
+            sys.stdout = Router(sys.stdout, self._pick_out)
+            sys.stderr = Router(sys.stderr, self._pick_err)
+
+    def _sink(self) -> Cell | None:
+        if threading.get_ident() == self.host_ident:
+            return None
+        return self.active
+
+    def _pick_out(self) -> Capped | None:
+        cell = self._sink()
+        return cell.out if cell else None
+
+    def _pick_err(self) -> Capped | None:
+        cell = self._sink()
+        return cell.err if cell else None
+
+    def _final(self, value: Any) -> Any:
+        self.globals["Final"] = value
+        return value
+
+    def _final_var(self, name: str) -> Any:
+        if name not in self.globals:
+            raise NameError(f"FINAL_VAR: no variable named {name!r} in the REPL")
+        return self._final(self.globals[name])
+
+    def _ask(self, kind: str, items: list[tuple[Any, Any]]) -> list[str]:
+        """Register requests (answered at once when a recorded answer matches) and block until all are answered."""
+        cell = self.active
+        if cell is None:
+            raise RuntimeError("rlm_query/llm_query can only be called while a cell runs")
+        prepared = []
+        for question, sub in items:
+            text = None if sub is None else str(sub)
+            sha = None if text is None else hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            prepared.append((str(question), text, sha))
+        ids, to_write = [], []
+        with self.cond:
+            for question, text, sha in prepared:
+                rid = f"{cell.id}.{cell.counter}"
+                cell.counter += 1
+                fifo = cell.recorded.get(request_key(kind, question, sha))
+                if fifo:
+                    self.answers[rid] = fifo.popleft()
+                else:
+                    to_write.append((rid, question, text, sha))
+                ids.append(rid)
+        for rid, question, text, sha in to_write:
+            if sha is not None:
+                path = os.path.join(self.session_dir, sub_context_file(sha))
+                if not os.path.exists(path):
+                    with open(path, "w", encoding="utf-8", errors="surrogatepass") as handle:
+                        handle.write(text)
+        me = threading.get_ident()
+        with self.cond:
+            for rid, question, text, sha in to_write:
+                self.pending[rid] = {
+                    "id": rid,
+                    "kind": kind,
+                    "question": question,
+                    "sub_context_file": None if sha is None else sub_context_file(sha),
+                    "sub_context_chars": 0 if text is None else len(text),
+                }
+            self.waiting[me] = ids
+            self._bump()
+            while any(rid not in self.answers for rid in ids):
+                self.cond.wait()
+            del self.waiting[me]
+            self._bump()
+            return [self.answers.pop(rid) for rid in ids]
+
+    def _bump(self) -> None:
+        self.events += 1
+        self.cond.notify_all()
+
+    def execute(self, cell_id: str, code: str, answers: list[list[str]] | None = None, timeout: float = 120.0) -> dict[str, Any]:
+        """Run a cell; `answers` are recorded [content key, answer] pairs for a replay."""
+        self.host_ident = threading.get_ident()
+        self._install_streams()
+        cell = self.cells.get(cell_id)
+        if cell is not None:
+            if not cell.finished:
+                self.active = cell
+            return cell.result if cell.finished else self._wait(cell, timeout)  # type: ignore[return-value]
+        if self.broken:
+            return _failure(cell_id, self.broken)
+        recorded: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
+        for key, answer in answers or []:
+            recorded[key].append(str(answer))
+        cell = Cell(cell_id, code, recorded, self.output_max_chars)
+        self.cells[cell_id] = cell
+        with self.cond:
+            self.active = cell
+            cell.baseline = {t.ident for t in threading.enumerate() if t.ident is not None}
+        cell.thread = threading.Thread(target=self._run, args=(cell,), name=f"cell-{cell_id}", daemon=True)
+        cell.thread.start()
+        return self._wait(cell, timeout)
+
+    def resume(self, cell_id: str, answers: dict[str, str], timeout: float = 120.0) -> dict[str, Any]:
+        """Deliver answers to pending requests; ids that are not pending (already answered) are ignored."""
+        self.host_ident = threading.get_ident()
+        self._install_streams()
+        cell = self.cells.get(cell_id)
+        if cell is None:
+            return _failure(cell_id, f"no cell {cell_id!r} in this session")
+        if cell.finished:
+            return cell.result  # type: ignore[return-value]
+        with self.cond:
+            self.active = cell
+            for rid, answer in answers.items():
+                if self.pending.pop(rid, None) is not None:
+                    self.answers[rid] = str(answer)
+            self._bump()
+        return self._wait(cell, timeout)
+
+    def _run(self, cell: Cell) -> None:
+        name = f"<cell {cell.id}>"
+        linecache.cache[name] = (len(cell.code), None, cell.code.splitlines(True), name)
+        status, error, memory = "done", None, False
+        try:
+            tree = ast.parse(cell.code, name)
+            echo = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, name, "exec"), self.globals)
+            if echo is not None:
+                value = eval(compile(ast.Expression(echo.value), name, "eval"), self.globals)
+                if value is not None:
+                    print(repr(value))
+        except BaseException as exc:  # the cell's failure is data for the model, whatever it is
+            status, error, memory = "error", _describe(exc), isinstance(exc, MemoryError)
+            cell.err.write(_format_traceback(exc))
+        with self.cond:
+            if not cell.finished:
+                cell.result = self._snapshot(cell, status, error)
+                cell.result["restart"] = memory
+                cell.finished = True
+            self._bump()
+
+    def _wait(self, cell: Cell, timeout: float) -> dict[str, Any]:
+        """Block until the cell finishes, settles in a suspension, or runs out of time."""
+        deadline = time.monotonic() + timeout
+        stable: tuple[int, float] | None = None
+        with self.cond:
+            while True:
+                if cell.finished:
+                    return cell.result  # type: ignore[return-value]
+                now = time.monotonic()
+                if self._quiescent(cell):
+                    if stable is None or stable[0] != self.events:
+                        stable = (self.events, now)
+                    elif now - stable[1] >= SETTLE_SECONDS:
+                        return self._snapshot(cell, "suspended", None)
+                else:
+                    stable = None
+                if now >= deadline:
+                    self.broken = f"an earlier cell ({cell.id}) timed out; the session must be restarted"
+                    cell.result = self._snapshot(cell, "timeout", f"cell exceeded its {timeout:g} s time limit and was stopped")
+                    cell.result["restart"] = True
+                    cell.finished = True
+                    return cell.result
+                wait = SETTLE_SECONDS / 2 if self.pending else 0.25
+                self.cond.wait(min(wait, max(deadline - now, 0.001)))
+
+    def _quiescent(self, cell: Cell) -> bool:
+        """True when a request is pending and every thread the cell started is blocked."""
+        if not any(rid.startswith(f"{cell.id}.") for rid in self.pending):
+            return False
+        frames = sys._current_frames()
+        me = threading.get_ident()
+        for thread in threading.enumerate():
+            ident = thread.ident
+            if ident is None or ident in cell.baseline or ident == me or not thread.is_alive():
+                continue
+            ids = self.waiting.get(ident)
+            if ids is not None and any(rid in self.pending for rid in ids):
+                continue
+            frame = frames.get(ident)
+            if ids is None and frame is not None and frame.f_code.co_filename in BLOCKING_FILES:
+                continue
+            return False
+        return True
+
+    def _snapshot(self, cell: Cell, status: str, error: str | None) -> dict[str, Any]:
+        final = self.globals.get("Final")
+        used = self.globals.get("used_sections")
+        pending = [p for rid, p in self.pending.items() if rid.startswith(f"{cell.id}.")] if status == "suspended" else []
+        return {
+            "cell_id": cell.id,
+            "status": status,
+            "stdout": cell.out.text(),
+            "stderr": cell.err.text(),
+            "pending": sorted(pending, key=lambda p: int(p["id"].rsplit(".", 1)[1])),
+            "final": None if final is None else _safe_str(final),
+            "used_sections": [_safe_str(s) for s in used] if isinstance(used, (list, tuple, set)) else [],
+            "error": error,
+            "restart": False,
+        }
+
+
+def _pair(item: Any) -> tuple[Any, Any]:
+    if isinstance(item, str):
+        return item, None
+    if isinstance(item, dict):
+        return item["question"], item.get("sub_context")
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1]
+    raise TypeError("rlm_query_batch expects questions or (question, sub_context) pairs")
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception as exc:  # a broken __str__ must not lose the whole result
+        return f"<unprintable {type(value).__name__}: {exc!r}>"
+
+
+def _describe(exc: BaseException) -> str:
+    text = _safe_str(exc)
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:2000]
+
+
+def _format_traceback(exc: BaseException) -> str:
+    """The user's frames only: the first frame is this module's exec call."""
+    try:
+        if isinstance(exc, SyntaxError):
+            return "".join(traceback.format_exception_only(type(exc), exc))
+        tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    except MemoryError:
+        return f"{type(exc).__name__}\n"
+
+
+def _failure(cell_id: str, message: str) -> dict[str, Any]:
+    return {
+        "cell_id": cell_id, "status": "error", "stdout": "", "stderr": message + "\n", "pending": [],
+        "final": None, "used_sections": [], "error": message, "restart": False,
+    }
+
+
+class Kernel:
+    """A persistent interpreter that runs arbitrary code and captures its output, like a Jupyter kernel."""
+
+    def __init__(self, output_max_chars: int = 1_000_000) -> None:
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.limit = output_max_chars
+        self.out: Capped | None = None
+        self.err: Capped | None = None
+        sys.stdout = Router(sys.stdout, lambda: self.out)
+        sys.stderr = Router(sys.stderr, lambda: self.err)
+
+    def run(self, code: str) -> dict[str, Any]:
+        self.out, self.err = Capped(self.limit), Capped(self.limit)
+        result, ok = "", True
+        try:
+            tree = ast.parse(code, "<execution>")
+            echo = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, "<execution>", "exec"), self.namespace)
+            if echo is not None:
+                value = eval(compile(ast.Expression(echo.value), "<execution>", "eval"), self.namespace)
+                result = "" if value is None else repr(value)
+        except BaseException as exc:  # reported like a notebook does, the kernel lives on
+            ok = False
+            self.err.write(_format_traceback(exc))
+        out, err = self.out.text(), self.err.text()
+        self.out = self.err = None
+        return {"ok": ok, "stdout": out, "stderr": err, "result": result}
+
+
+def harden(parent_pid: int, memory_mb: int, cpu_seconds: int) -> None:
+    """Die with the parent and cap address space and CPU, from inside the child (no preexec_fn in a threaded parent)."""
+    import ctypes
+    import resource
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(70)
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if cpu_seconds > 0:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+
+
+def serve(cmd_fd: int, res_fd: int) -> None:
+    """Command loop: one JSON object per line in on `cmd_fd`, one per line out on `res_fd`."""
+    repl: Repl | None = None
+    kernel: Kernel | None = None
+    with os.fdopen(cmd_fd, "rb") as commands:
+        for line in commands:
+            try:
+                msg = json.loads(line)
+                op = msg["op"]
+                if op == "init":
+                    repl = Repl(os.getcwd(), msg.get("context_file", CONTEXT_FILE), msg.get("output_max_chars", 1_000_000))
+                    reply: dict[str, Any] = {"ok": True, "context_chars": len(repl.globals["context"])}
+                elif op == "execute" and repl is not None:
+                    reply = repl.execute(msg["cell_id"], msg["code"], msg.get("answers"), msg.get("timeout", 120.0))
+                elif op == "resume" and repl is not None:
+                    reply = repl.resume(msg["cell_id"], msg.get("answers", {}), msg.get("timeout", 120.0))
+                elif op == "run":
+                    kernel = kernel or Kernel(msg.get("output_max_chars", 1_000_000))
+                    reply = kernel.run(msg["code"])
+                elif op == "ping":
+                    reply = {"ok": True}
+                else:
+                    reply = {"fail": f"unknown op {op!r} or session not initialised"}
+            except Exception as exc:  # a bad command is answered, never fatal
+                reply = {"fail": _describe(exc)}
+            data = (json.dumps(reply) + "\n").encode("utf-8")
+            while data:
+                data = data[os.write(res_fd, data) :]
+
+
+def main(argv: list[str]) -> None:
+    opts = dict(zip(argv[0::2], argv[1::2]))
+    harden(int(opts["--parent-pid"]), int(opts.get("--memory-mb", "0")), int(opts.get("--cpu-seconds", "0")))
+    serve(int(opts["--cmd-fd"]), int(opts["--res-fd"]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
