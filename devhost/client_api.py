@@ -194,7 +194,7 @@ async def start_server(host: "EmbeddedHost", bind: str, port: int) -> tuple[web.
 async def run_server(host: "EmbeddedHost", bind: str, port: int,
                      ready: asyncio.Event | None = None) -> None:
     """Serve the public endpoint until cancelled, like `func start`."""
-    runner, _ = await start_server(host, bind, port)
+    runner, host.public_url = await start_server(host, bind, port)
     if ready is not None:
         ready.set()
     try:

@@ -7,6 +7,7 @@ internals.
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -108,8 +109,21 @@ def _common(function: func.FunctionBuilder | Any) -> dict[str, Any]:
     }
 
 
+_indexed: "weakref.WeakKeyDictionary[Any, FunctionIndex]" = weakref.WeakKeyDictionary()
+
+
 def discover(app: func.FunctionRegister) -> FunctionIndex:
-    """Index the app's functions by trigger type, as the Functions host does at start."""
+    """Index the app's functions by trigger type, as the Functions host does at start.
+
+    The SDK allows `get_functions()` once per app (a second call reports every name as a
+    duplicate), as the worker indexes once per process; later hosts reuse the index.
+    """
+    if app not in _indexed:
+        _indexed[app] = _index(app)
+    return _indexed[app]
+
+
+def _index(app: func.FunctionRegister) -> FunctionIndex:
     index = FunctionIndex()
     for function in app.get_functions():
         trigger = function.get_trigger()

@@ -64,6 +64,7 @@ class EmbeddedHost:
         self.engine = Engine(self.index, self.store, self.workers)
         self.queues = QueuePump(self, max_dequeue_count)
         self.base_url = ""
+        self.public_url = ""
         self._rpc: Any = None
         self._started = False
 

@@ -42,6 +42,16 @@ class ActivityOutcome:
         return self.reason is not None
 
 
+def _user_traceback(exc: BaseException) -> str:
+    """The failure's traceback without the host's and asyncio's own frames."""
+    hidden = (os.path.dirname(__file__), os.path.dirname(asyncio.__file__),
+              os.path.join(os.path.dirname(functools.__file__), "concurrent"))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(hidden)]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(exc)
+    return "Traceback (most recent call last):\n" + "".join(lines)
+
+
 class Workers:
     """Owns the thread pools; coroutines run on the loop that calls `start`."""
 
@@ -77,7 +87,7 @@ class Workers:
         except Exception as exc:  # noqa: BLE001 - any user failure becomes TaskFailed
             return ActivityOutcome(
                 reason=f"Activity function '{name}' failed: {type(exc).__name__}: {exc}",
-                details="".join(traceback.format_exception(exc)))
+                details=_user_traceback(exc))
 
     async def run_episode(self, orchestrator: OrchestratorFunction,
                           context_json: str) -> tuple[str | None, BaseException | None]:
