@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from copilot import CopilotClient, CopilotSession, RuntimeConnection
-from copilot._jsonrpc import JsonRpcError, ProcessExitedError  # not re-exported; the SDK raises them as is
+from copilot._jsonrpc import JsonRpcError  # not re-exported; the SDK raises it as is
 from copilot.session_events import AssistantMessageData, AssistantUsageData
 from pydantic import BaseModel
 
@@ -37,6 +37,7 @@ AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
 CLI_IN_NODE_MODULES = Path("node_modules/@github/copilot-linux-x64/copilot")
 APP_ROOT = Path(__file__).resolve().parents[1]
 TOKEN_REFRESH_MARGIN_SECONDS = 300
+PING_TIMEOUT_SECONDS = 10
 HTTP_STATUS = re.compile(r"\(HTTP (\d{3})\)|^(\d{3})\b")
 
 
@@ -175,6 +176,7 @@ class CopilotModel:
             try:
                 await client.start()
             except Exception as exc:
+                await _quietly(client.force_stop())
                 raise ModelError(f"could not start the Copilot CLI ({self._cli}): {exc}") from exc
             log.info("Copilot CLI started in %.2fs", time.perf_counter() - began)
             self._client = client
@@ -192,22 +194,9 @@ class CopilotModel:
 
     async def complete(self, *, model: str, system: str, prompt: str, timeout: float | None = None) -> ModelReply:
         """One model turn: `system` verbatim as the system prompt, `prompt` as the user message."""
-        await self.start()
-        assert self._client is not None
-        client = self._client
         limit = timeout if timeout is not None else self.settings.model_timeout_seconds
         where = f"model {model!r} at {self.settings.model_provider} provider {self.settings.model_base_url}"
-        try:
-            session = await client.create_session(
-                model=model,
-                provider=await self._provider(),
-                system_message={"mode": "replace", "content": system},
-                available_tools=[],
-                streaming=self.streaming,
-            )
-        except ProcessExitedError as exc:
-            await self._drop_client(client)
-            raise ModelError(f"the Copilot CLI exited ({exc}); the next call starts a new one") from exc
+        client, session = await self._open_session(model, system)
         usage: list[AssistantUsageData] = []
         session.on(lambda event: usage.append(event.data) if isinstance(event.data, AssistantUsageData) else None)
         try:
@@ -215,10 +204,9 @@ class CopilotModel:
         except TimeoutError:
             await _quietly(session.abort())
             raise ModelTimeout(f"no reply from {where} within {limit:g}s (MODEL_TIMEOUT_SECONDS)") from None
-        except ProcessExitedError as exc:
-            await self._drop_client(client)
-            raise ModelError(f"the Copilot CLI exited during a call to {where}: {exc}") from exc
         except Exception as exc:
+            if not await self._alive(client):
+                raise ModelError(f"the Copilot CLI stopped during a call to {where}: {exc}") from exc
             message = str(exc).removeprefix("Session error: ")
             raise ModelError(f"{where} failed: {message}", status=_status_of(message)) from exc
         finally:
@@ -231,6 +219,42 @@ class CopilotModel:
             completion_tokens=sum(u.output_tokens or 0 for u in usage),
             model=usage[-1].model if usage else model,
         )
+
+    async def _open_session(self, model: str, system: str) -> tuple[CopilotClient, CopilotSession]:
+        """A fresh session; a CLI that died since the last call is replaced once, transparently."""
+        restarted = False
+        while True:
+            await self.start()
+            client = self._client
+            assert client is not None
+            try:
+                session = await client.create_session(
+                    model=model,
+                    provider=await self._provider(),
+                    system_message={"mode": "replace", "content": system},
+                    available_tools=[],
+                    streaming=self.streaming,
+                )
+                return client, session
+            except ModelError:
+                raise
+            except Exception as exc:
+                if restarted or await self._alive(client):
+                    raise ModelError(f"could not open a Copilot session for model {model!r}: {exc}") from exc
+                restarted = True
+                log.warning("Copilot CLI stopped (%s); starting a new one", exc)
+
+    async def _alive(self, client: CopilotClient) -> bool:
+        """Ping the CLI; a dead one is dropped so the next call starts a new process."""
+        try:
+            await asyncio.wait_for(client.ping(), PING_TIMEOUT_SECONDS)
+            return True
+        except Exception:
+            async with self._start_lock:
+                if self._client is client:
+                    self._client = None
+            await _quietly(client.force_stop())
+            return False
 
     async def _provider(self) -> ProviderConfig:
         """The BYOK provider block: key if given, else (Azure) an Entra ID bearer token."""
@@ -258,12 +282,6 @@ class CopilotModel:
             await client.delete_session(session.session_id)
         except Exception as exc:  # the CLI may already be gone; nothing is left to free then
             log.debug("could not delete Copilot session %s: %s", session.session_id, exc)
-
-    async def _drop_client(self, client: CopilotClient) -> None:
-        async with self._start_lock:
-            if self._client is client:
-                self._client = None
-        await _quietly(client.force_stop())
 
     async def aclose(self) -> None:
         """Finish pending session clean-ups, stop the CLI, remove a temp home."""

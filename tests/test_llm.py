@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -170,6 +173,32 @@ def test_get_model_starts_one_client_per_loop_under_concurrent_first_calls(model
     clients, reply = asyncio.run(main())
     assert len(clients) == 1 and None not in clients
     assert reply.text == "ok"
+
+
+def copilot_children() -> list[int]:
+    """Pids of Copilot CLI processes this test process started (read from /proc)."""
+    pids = [int(p) for f in Path(f"/proc/{os.getpid()}/task").glob("*/children") for p in f.read_text().split()]
+    return [pid for pid in pids if "copilot-linux-x64" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+
+
+def process_running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_dead_cli_is_replaced_on_the_next_call(model_env: Settings, model_server: ModelServer) -> None:
+    async def body(model: CopilotModel) -> ModelReply:
+        await ask("before")(model)
+        [pid] = copilot_children()
+        os.kill(pid, signal.SIGKILL)
+        while process_running(pid):
+            await asyncio.sleep(0.05)
+        return await ask("after")(model)
+
+    assert run(model_env, body).text == "ok"
+    assert [c.request.prompt for c in model_server.calls] == ["before", "after"]
 
 
 def test_no_provider_is_model_not_configured(monkeypatch: pytest.MonkeyPatch) -> None:
