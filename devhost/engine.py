@@ -1,58 +1,26 @@
 """The orchestration engine: episodes, decisions, dispatch and recovery.
 
 Each instance advances in episodes. An episode sends the committed history plus the
-events that arrived since (its inbox) to the orchestrator, checks the replayed actions
-against history, and commits the new decisions in one SQLite transaction before any
-work is dispatched. Sequence ids follow the SDK's numbering, including the hidden
-timer/reschedule tasks of the -WithRetry APIs.
+events that arrived since (its inbox) to the orchestrator, lets `decisions` check the
+replayed actions and number the new ones, and commits everything in one SQLite
+transaction before any work is dispatched.
 """
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
-from typing import Any, Callable
+from datetime import datetime
+from typing import Any
 
 from dateutil.parser import isoparse
 
+from .decisions import (SCHEDULING, OrchestrationError, episode_time, new_actions,
+                        next_sequence, outstanding, play_order, retry_step)
 from .functions import FunctionIndex
 from .history import (ActionType, EventType, OrchestratorReply, build_context, event,
                       execution_started, fmt_time, parse_reply, utcnow)
 from .state import TERMINAL, InstanceRow, StateStore, StoredEvent
 from .workers import Workers
-
-SCHEDULING = (EventType.TASK_SCHEDULED, EventType.SUB_ORCHESTRATION_CREATED,
-              EventType.TIMER_CREATED)
-COMPLETIONS = {EventType.TASK_COMPLETED: "TaskScheduledId", EventType.TASK_FAILED:
-               "TaskScheduledId", EventType.SUB_ORCHESTRATION_COMPLETED: "TaskScheduledId",
-               EventType.SUB_ORCHESTRATION_FAILED: "TaskScheduledId",
-               EventType.TIMER_FIRED: "TimerId"}
-FAILURES = (EventType.TASK_FAILED, EventType.SUB_ORCHESTRATION_FAILED)
-UNSUPPORTED = (ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY, ActionType.CALL_HTTP)
-
-
-class OrchestrationError(Exception):
-    """An instance failed for a reason the host detected (e.g. non-determinism)."""
-
-
-def action_key(action: dict[str, Any]) -> dict[str, Any]:
-    """What must match on replay: the action type and the name it targets."""
-    name = action.get("functionName") or action.get("externalEventName") or ""
-    return {"type": int(action["actionType"]), "name": name}
-
-
-def next_sequence(history: list[dict[str, Any]]) -> int:
-    """The next free sequence id: one past the highest scheduling EventId."""
-    ids = [e["EventId"] for e in history if e["EventType"] in SCHEDULING]
-    return max(ids, default=-1) + 1
-
-
-def outstanding(history: list[StoredEvent], inbox: list[StoredEvent]) -> list[StoredEvent]:
-    """Scheduled work whose completion is neither in history nor waiting in the inbox."""
-    done = {e.event.get(COMPLETIONS[EventType(e.event["EventType"])])
-            for e in history + inbox if e.event["EventType"] in COMPLETIONS}
-    return [e for e in history if e.event["EventType"] in SCHEDULING
-            and e.event["EventId"] not in done]
 
 
 class Engine:
@@ -67,7 +35,6 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: dict[str, dict[int, asyncio.TimerHandle]] = {}
         self._changed: dict[str, asyncio.Event] = {}
-        self.on_queue_output: Callable[[str, str], None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
     def resume_all(self) -> None:
@@ -185,8 +152,8 @@ class Engine:
             self.store.commit_episode(row, [], [i.inbox_id for i in inbox if i.inbox_id])
             return
         past = [e.event for e in self.store.history(instance_id)]
-        inbox.sort(key=self._play_order)
-        now = self._episode_time(past)
+        inbox.sort(key=play_order)
+        now = episode_time(past)
         started = StoredEvent(event=event(EventType.ORCHESTRATOR_STARTED, at=now))
         sent = past + [started.event] + [i.event for i in inbox]
         start_event = next(e for e in sent if e["EventType"] == EventType.EXECUTION_STARTED)
@@ -200,111 +167,12 @@ class Engine:
         decided: list[StoredEvent] = [started, *inbox]
         sequence = [next_sequence(past)]
         for item in inbox:
-            decided.extend(self._retry_step(item, sequence, now))
+            decided.extend(retry_step(item, sequence, now))
         try:
-            decided.extend(self._new_actions(row, reply, sequence))
+            decided.extend(new_actions(row, reply, sequence))
         except OrchestrationError as exc:
             reply = OrchestratorReply(error=str(exc))
         self._finish(row, reply, decided, [i.inbox_id for i in inbox if i.inbox_id], now)
-
-    @staticmethod
-    def _play_order(item: StoredEvent) -> int:
-        """ExecutionStarted first, then retry bookkeeping, then everything else.
-
-        The SDK allocates ids for retry timers/reschedules while it reads those events;
-        playing them before any event that can resume user code keeps the host's
-        numbering and the SDK's identical.
-        """
-        if item.event["EventType"] == EventType.EXECUTION_STARTED:
-            return 0
-        return 1 if item.meta.get("allocates") else 2
-
-    @staticmethod
-    def _episode_time(past: list[dict[str, Any]]) -> datetime:
-        """Now, but never before the previous episode (current_utc_datetime is monotonic)."""
-        now = utcnow()
-        starts = [isoparse(e["Timestamp"]) for e in past
-                  if e["EventType"] == EventType.ORCHESTRATOR_STARTED]
-        if starts and now <= starts[-1]:
-            now = starts[-1] + timedelta(microseconds=1)
-        return now
-
-    def _retry_step(self, item: StoredEvent, sequence: list[int],
-                    now: datetime) -> list[StoredEvent]:
-        """The hidden tasks of a -WithRetry chain: a timer after each failure, a re-run."""
-        retry = item.meta.get("retry")
-        if not retry or not item.meta.get("allocates"):
-            return []
-        task_id = sequence[0]
-        sequence[0] += 1
-        kind = EventType(item.event["EventType"])
-        if kind in FAILURES:
-            fire_at = now + timedelta(milliseconds=retry["first_ms"])
-            timer = event(EventType.TIMER_CREATED, task_id, at=now, FireAt=fmt_time(fire_at))
-            return [StoredEvent(event=timer, meta={"retry": retry})]
-        retry = dict(retry, attempt=retry["attempt"] + 1)
-        return [self._schedule_event(retry["action"], task_id, now, retry)]
-
-    def _schedule_event(self, action: dict[str, Any], task_id: int, now: datetime,
-                        retry: dict[str, Any] | None, parent: str = "") -> StoredEvent:
-        """The history event that records an activity or sub-orchestration being scheduled."""
-        meta = {"retry": retry} if retry else {}
-        kind = ActionType(action["actionType"])
-        if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
-            return StoredEvent(event=event(EventType.TASK_SCHEDULED, task_id, at=now,
-                                           Name=action["functionName"],
-                                           Input=action.get("input")), meta=meta)
-        child = action.get("instanceId") or (retry or {}).get("child") \
-            or f"{parent}:{task_id:04X}"
-        if retry:
-            retry["child"] = child
-        return StoredEvent(event=event(EventType.SUB_ORCHESTRATION_CREATED, task_id, at=now,
-                                       Name=action["functionName"], Input=action.get("input"),
-                                       InstanceId=child), meta=meta)
-
-    def _new_actions(self, row: InstanceRow, reply: OrchestratorReply,
-                     sequence: list[int]) -> list[StoredEvent]:
-        """Check replayed actions against history, then record the new ones."""
-        actions = [a for a in reply.flat_actions()
-                   if a.get("actionType") != ActionType.CONTINUE_AS_NEW]
-        seen = row.actions_seen
-        for i, (old, action) in enumerate(zip(seen, actions)):
-            new = action_key(action)
-            if new != old:
-                raise OrchestrationError(
-                    f"Non-deterministic workflow detected: action #{i} was "
-                    f"{ActionType(old['type']).name} '{old['name']}' in the history but "
-                    f"the orchestrator now schedules {ActionType(new['type']).name} "
-                    f"'{new['name']}'.")
-        if len(actions) < len(seen) and not reply.is_done and not reply.error:
-            missing = seen[len(actions)]
-            raise OrchestrationError(
-                f"Non-deterministic workflow detected: the history has action #{len(actions)} "
-                f"{ActionType(missing['type']).name} '{missing['name']}' but the orchestrator "
-                "no longer schedules it.")
-        now = utcnow()
-        recorded: list[StoredEvent] = []
-        for action in actions[len(seen):]:
-            kind = ActionType(action["actionType"])
-            seen.append(action_key(action))
-            if kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
-                continue
-            if kind in UNSUPPORTED:
-                raise OrchestrationError(f"The devhost does not support {kind.name} actions.")
-            task_id = sequence[0]
-            sequence[0] += 1
-            if kind == ActionType.CREATE_TIMER:
-                recorded.append(StoredEvent(event=event(
-                    EventType.TIMER_CREATED, task_id, at=now, FireAt=action["fireAt"])))
-                continue
-            retry = None
-            if "retryOptions" in action:
-                options = action["retryOptions"]
-                retry = {"first_ms": options["firstRetryIntervalInMilliseconds"],
-                         "max": options["maxNumberOfAttempts"], "attempt": 1,
-                         "action": action}
-            recorded.append(self._schedule_event(action, task_id, now, retry, row.instance_id))
-        return recorded
 
     def _finish(self, row: InstanceRow, reply: OrchestratorReply, decided: list[StoredEvent],
                 consumed: list[int], now: datetime) -> None:
