@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from .history import (ActionType, EventType, OrchestratorReply, build_context, e
                       execution_started, fmt_time, parse_reply, utcnow)
 from .state import TERMINAL, InstanceRow, StateStore, StoredEvent
 from .workers import Workers
+
+log = logging.getLogger("devhost.engine")
 
 
 class Engine:
@@ -140,7 +143,24 @@ class Engine:
     async def _drain(self, instance_id: str) -> None:
         while instance_id in self._dirty:
             self._dirty.discard(instance_id)
-            await self._episode(instance_id)
+            try:
+                await self._episode(instance_id)
+            except Exception as exc:  # noqa: BLE001 - a host bug must not strand the instance
+                log.exception("Episode of '%s' failed inside the host", instance_id)
+                self._host_failure(instance_id, exc)
+
+    def _host_failure(self, instance_id: str, exc: Exception) -> None:
+        """Fail the instance visibly when the host itself could not run an episode."""
+        row = self.store.get_instance(instance_id)
+        if row is None or row.status in TERMINAL:
+            return
+        row.status, row.updated = "Failed", fmt_time(utcnow())
+        row.output = json.dumps(f"The devhost could not run an episode: {exc!r}")
+        notify = self._parent_message(row, failed=True)
+        self.store.commit_episode(row, [], [], notify=notify)
+        if notify is not None:
+            self.kick(notify[0])
+        self._notify(instance_id)
 
     # ---- one episode -----------------------------------------------------------------
     async def _episode(self, instance_id: str) -> None:

@@ -260,3 +260,34 @@ def test_concurrent_instances_progress_together(tmp_path: Path) -> None:
 
     statuses = with_host(tmp_path, body)
     assert sorted(s.output["value"] for s in statuses) == list(range(6))
+
+
+def test_unsupported_action_fails_with_a_clear_message(tmp_path: Path) -> None:
+    status = with_host(tmp_path, lambda host: run_to_end(host, "calls_http"))
+    assert status.runtime_status == "Failed"
+    assert "does not support CALL_HTTP" in status.output
+
+
+def test_finished_instance_id_can_be_started_again(tmp_path: Path) -> None:
+    async def body(host):
+        first = await run_to_end(host, "sequence", ["one"], "reused")
+        second = await run_to_end(host, "sequence", ["two"], "reused")
+        return first, second, host.history("reused")
+
+    first, second, history = with_host(tmp_path, body)
+    assert first.output["greetings"] == ["Hello one"]
+    assert second.output["greetings"] == ["Hello two"]
+    assert kinds(history).count(EventType.EXECUTION_STARTED) == 1
+
+
+def test_host_error_during_an_episode_fails_the_instance(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import devhost.engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("decision bug")
+
+    monkeypatch.setattr(devhost.engine, "new_actions", broken)
+    status = with_host(tmp_path, lambda host: run_to_end(host, "sequence"))
+    assert status.runtime_status == "Failed"
+    assert "decision bug" in status.output

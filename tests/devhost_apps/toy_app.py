@@ -253,6 +253,12 @@ def chain(context: df.DurableOrchestrationContext):
     return total
 
 
+@app.orchestration_trigger(context_name="context")
+def calls_http(context: df.DurableOrchestrationContext):
+    response = yield context.call_http("GET", "http://127.0.0.1:9/")
+    return response
+
+
 # ---- HTTP and queue triggers ---------------------------------------------------------
 @app.route(route="orchestrators/{name}", methods=["POST"])
 @app.durable_client_input(client_name="client")
