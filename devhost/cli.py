@@ -73,6 +73,7 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     from rlm_activities import services
     from rlm_activities.messages import ORCHESTRATOR, ROOT_INSTANCE_ID
     from rlm_activities.starting import root_task
+    from shared.llm import close_models
     from shared.models import QueryResult
 
     settings = load_settings()
@@ -81,15 +82,18 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     instance_id = args.instance_id or uuid.uuid4().hex
     if not re.match(ROOT_INSTANCE_ID, instance_id):
         raise UsageError("--instance-id must be 4-64 letters, digits, '-' or '_', starting with a letter or digit")
-    async with EmbeddedHost(app, state_dir=args.state_dir) as host:
-        if await host.get_status(instance_id) is None:
-            request = _request_from_args(args)
-            task = root_task(request, instance_id, settings, services.store())
-            await host.start_new(ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
-        elif not args.json:
-            console.print(f"[dim]Instance {instance_id} exists: resuming it or reading its result.[/dim]")
-        with ProgressView(Console(stderr=True), instance_id) as view:
-            status = await host.wait_for_completion(instance_id, on_status=lambda s: view.update(s.custom_status))
+    try:
+        async with EmbeddedHost(app, state_dir=args.state_dir) as host:
+            if await host.get_status(instance_id) is None:
+                request = _request_from_args(args)
+                task = root_task(request, instance_id, settings, services.store())
+                await host.start_new(ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
+            elif not args.json:
+                console.print(f"[dim]Instance {instance_id} exists: resuming it or reading its result.[/dim]")
+            with ProgressView(Console(stderr=True), instance_id) as view:
+                status = await host.wait_for_completion(instance_id, on_status=lambda s: view.update(s.custom_status))
+    finally:
+        await close_models()
     if str(status.runtime_status) != "Completed":
         message = f"query {instance_id} ended {status.runtime_status}: {status.output}"
         if args.json:

@@ -72,15 +72,19 @@ async def run_query(
     from rlm_activities import services
     from rlm_activities.messages import ORCHESTRATOR
     from rlm_activities.starting import root_task
+    from shared.llm import close_models
     from shared.models import QueryRequest
 
     request = QueryRequest.model_validate(
         {"question": question, "corpus": corpus, "documents": documents, "options": options or {}}
     )
     task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store())
-    async with EmbeddedHost(app, state_dir=state_dir) as host:
-        await host.start_new(ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
-        status = await host.wait_for_completion(instance_id)
-        if on_host is not None:
-            on_host(host, instance_id)
+    try:
+        async with EmbeddedHost(app, state_dir=state_dir) as host:
+            await host.start_new(ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
+            status = await host.wait_for_completion(instance_id)
+            if on_host is not None:
+                on_host(host, instance_id)
+    finally:
+        await close_models()
     return status, host
