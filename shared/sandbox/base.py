@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from shared.config import Settings
 
 RUNTIME_PATH = Path(__file__).with_name("runtime.py")
+CHILD_PATH = Path(__file__).with_name("child.py")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
-from shared.sandbox.base import RUNTIME_PATH, CellLimits, SandboxError, SessionLost, timeout_result
+from shared.sandbox.base import CHILD_PATH, CellLimits, SandboxError, SessionLost, timeout_result
 from shared.sandbox.runtime import CONTEXT_FILE
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -78,7 +78,7 @@ class SandboxProcess:
         cmd_r, self._cmd_w = os.pipe()
         self._res_r, res_w = os.pipe()
         argv = [
-            python, "-I", str(RUNTIME_PATH),
+            python, "-I", str(CHILD_PATH),
             "--cmd-fd", str(cmd_r), "--res-fd", str(res_w), "--parent-pid", str(os.getpid()),
             "--memory-mb", str(limits.memory_mb), "--cpu-seconds", str(limits.cpu_seconds),
         ]  # fmt: skip

@@ -1,0 +1,106 @@
+"""Entry point of a local sandbox process: harden itself, then serve runtime commands over private pipes.
+
+Standard library only; started as `python -I child.py ...`. Besides the REPL ops it has
+a plain `run` op (a persistent interpreter returning stdout/stderr), which the loopback
+ACA-compatible test server uses as its stand-in for a Dynamic Sessions interpreter.
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's dir off the path
+
+from runtime import CONTEXT_FILE, Capped, Repl, Router, describe_exception, format_traceback  # noqa: E402
+
+
+class Kernel:
+    """A persistent interpreter that runs arbitrary code and captures its output, like a Jupyter kernel."""
+
+    def __init__(self, output_max_chars: int = 1_000_000) -> None:
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.limit = output_max_chars
+        self.out: Capped | None = None
+        self.err: Capped | None = None
+        sys.stdout = Router(sys.stdout, lambda: self.out)
+        sys.stderr = Router(sys.stderr, lambda: self.err)
+
+    def run(self, code: str) -> dict[str, Any]:
+        self.out, self.err = Capped(self.limit), Capped(self.limit)
+        result, ok = "", True
+        try:
+            tree = ast.parse(code, "<execution>")
+            echo = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, "<execution>", "exec"), self.namespace)
+            if echo is not None:
+                value = eval(compile(ast.Expression(echo.value), "<execution>", "eval"), self.namespace)
+                result = "" if value is None else repr(value)
+        except BaseException as exc:  # reported like a notebook does, the kernel lives on
+            ok = False
+            self.err.write(format_traceback(exc))
+        out, err = self.out.text(), self.err.text()
+        self.out = self.err = None
+        return {"ok": ok, "stdout": out, "stderr": err, "result": result}
+
+
+def harden(parent_pid: int, memory_mb: int, cpu_seconds: int) -> None:
+    """Die with the parent and cap address space and CPU, from inside the child (no preexec_fn in a threaded parent)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(70)
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if cpu_seconds > 0:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+
+
+def serve(cmd_fd: int, res_fd: int) -> None:
+    """Command loop: one JSON object per line in on `cmd_fd`, one per line out on `res_fd`."""
+    repl: Repl | None = None
+    kernel: Kernel | None = None
+    with os.fdopen(cmd_fd, "rb") as commands:
+        for line in commands:
+            try:
+                msg = json.loads(line)
+                op = msg["op"]
+                if op == "init":
+                    repl = Repl(os.getcwd(), msg.get("context_file", CONTEXT_FILE), msg.get("output_max_chars", 1_000_000))
+                    reply: dict[str, Any] = {"ok": True, "context_chars": len(repl.globals["context"])}
+                elif op == "execute" and repl is not None:
+                    reply = repl.execute(msg["cell_id"], msg["code"], msg.get("answers"), msg.get("timeout", 120.0))
+                elif op == "resume" and repl is not None:
+                    reply = repl.resume(msg["cell_id"], msg.get("answers", {}), msg.get("timeout", 120.0))
+                elif op == "run":
+                    kernel = kernel or Kernel(msg.get("output_max_chars", 1_000_000))
+                    reply = kernel.run(msg["code"])
+                elif op == "ping":
+                    reply = {"ok": True}
+                else:
+                    reply = {"fail": f"unknown op {op!r} or session not initialised"}
+            except Exception as exc:  # a bad command is answered, never fatal
+                reply = {"fail": describe_exception(exc)}
+            data = (json.dumps(reply) + "\n").encode("utf-8")
+            while data:
+                data = data[os.write(res_fd, data) :]
+
+
+def main(argv: list[str]) -> None:
+    """Flags: --cmd-fd, --res-fd, --parent-pid, --memory-mb, --cpu-seconds."""
+    opts = dict(zip(argv[0::2], argv[1::2]))
+    harden(int(opts["--parent-pid"]), int(opts.get("--memory-mb", "0")), int(opts.get("--cpu-seconds", "0")))
+    serve(int(opts["--cmd-fd"]), int(opts["--res-fd"]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
