@@ -81,7 +81,7 @@ def test_ask_answers_over_the_sample_with_sources(tmp_path: Path, repo_on_path: 
     assert {"answer", "instance_id", "iterations", "sources", "usage", "trace"} <= set(result)
 
     code, out, err = finish(ask(tmp_path, model_server, "--corpus", str(SAMPLE), "--question", "Coldest?"))
-    assert code == 0, err
+    assert code == 0, out + err
     assert "-21.4 C at Ridge Station" in out and "Sources:" in out
 
 
