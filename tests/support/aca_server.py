@@ -110,6 +110,7 @@ def _handler(server: ACAServer) -> type[BaseHTTPRequestHandler]:
             """Quiet: requests are recorded in `server.log` instead."""
 
         def _send(self, status: int, body: bytes = b"", content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
+            server.log.append((self.command, urlsplit(self.path).path, status))  # before replying: the client may look at once
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -117,7 +118,6 @@ def _handler(server: ACAServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
-            server.log.append((self.command, urlsplit(self.path).path, status))
 
         def _json(self, status: int, payload: Any) -> None:
             self._send(status, json.dumps(payload).encode("utf-8"))
