@@ -122,3 +122,24 @@ def test_killed_ask_resumes_without_repeating_completed_iterations(
     code, out, _ = finish(ask(tmp_path, model_server, "--instance-id", "crash-test-1", "--json"))
     assert code == 0 and json.loads(out)["answer"] == "6"
     assert Counter(iteration_of(c.request) for c in model_server.calls) == seen
+
+
+def test_ask_with_bad_settings_names_the_setting(tmp_path: Path, repo_on_path: None, model_server: ModelServer) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devhost", "ask", "--corpus", str(SAMPLE), "--question", "q"],
+        cwd=tmp_path, env=cli_env(tmp_path, model_server) | {"RLM_MAX_DEPTH": "deep"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    code, _, err = finish(process)
+    assert code == 2
+    assert "RLM_MAX_DEPTH" in err
+    assert not model_server.calls
+
+
+def test_ask_reads_local_settings_json(tmp_path: Path, repo_on_path: None, model_server: ModelServer) -> None:
+    model_server.set_script(repl("Final = 'from local settings'"))
+    values = {"MODEL_PROVIDER": "openai", "MODEL_BASE_URL": model_server.url, "MODEL_API_KEY": "k"}
+    (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}), encoding="utf-8")
+    code, out, err = finish(ask(tmp_path, None, "--corpus", str(SAMPLE), "--question", "q", "--json"))
+    assert code == 0, out + err
+    assert json.loads(out)["answer"] == "from local settings"
