@@ -172,6 +172,20 @@ def test_infinite_loop_times_out_and_the_session_lives_on(store: FileStore) -> N
         backend.close()
 
 
+def test_a_cell_that_holds_the_gil_is_killed_by_the_host(store: FileStore) -> None:
+    """A single C-level operation never lets the runtime's own watchdog run; the backend's deadline does."""
+    limits = CellLimits(timeout_seconds=1, memory_mb=1024, output_max_chars=5000)
+    backend = LocalBackend(limits)
+    try:
+        executor = SandboxExecutor(backend, store, limits)
+        executor.open("s", store.put_corpus(CORPUS))
+        executor.execute("s", "c1", "kept = 3")
+        assert executor.execute("s", "c2", "huge = 10 ** (10 ** 9)").status == "timeout"
+        assert executor.execute("s", "c3", "kept").stdout == "3\n"
+    finally:
+        backend.close()
+
+
 @pytest.mark.parametrize(
     "bomb",
     ["x = bytearray(10**11)", "grow = []\nwhile True:\n    grow.append(' ' * 10**6)"],

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
@@ -162,6 +163,8 @@ class LocalBackend:
         self._own_root = root is None
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="rlm-sandbox-"))
         self.root.mkdir(parents=True, exist_ok=True)
+        if self._own_root:
+            weakref.finalize(self, shutil.rmtree, self.root, True)
         self._sessions: dict[str, SandboxProcess] = {}
         self._lock = threading.Lock()
 

@@ -4,7 +4,8 @@ Standard library only and self-contained: the ACA backend uploads this file's so
 into a Dynamic Sessions interpreter where none of our packages exist. A cell runs in a
 worker thread; `rlm_query`/`llm_query` never call a model, they register a pending
 request and block, and `execute`/`resume` return as soon as the cell is done or every
-thread it started is blocked (DESIGN section 4).
+thread it started is blocked (DESIGN section 4). Locally, child.py serves it over
+private pipes; on ACA, small snippets call it and print one reply line (`reply_line`).
 """
 
 from __future__ import annotations
@@ -119,7 +120,6 @@ class Cell:
         self.err = Capped(limit)
         self.counter = 0
         self.baseline: set[int] = set()
-        self.thread: threading.Thread | None = None
         self.finished = False
         self.result: dict[str, Any] | None = None
 
@@ -170,14 +170,13 @@ class Repl:
         cell = self._sink()
         return cell.err if cell else None
 
-    def _final(self, value: Any) -> Any:
+    def _final(self, value: Any) -> None:
         self.globals["Final"] = value
-        return value
 
-    def _final_var(self, name: str) -> Any:
+    def _final_var(self, name: str) -> None:
         if name not in self.globals:
             raise NameError(f"FINAL_VAR: no variable named {name!r} in the REPL")
-        return self._final(self.globals[name])
+        self._final(self.globals[name])
 
     def _ask(self, kind: str, items: list[tuple[Any, Any]]) -> list[str]:
         """Register requests (answered at once when a recorded answer matches) and block until all are answered."""
@@ -247,8 +246,7 @@ class Repl:
         with self.cond:
             self.active = cell
             cell.baseline = {t.ident for t in threading.enumerate() if t.ident is not None}
-        cell.thread = threading.Thread(target=self._run, args=(cell,), name=f"cell-{cell_id}", daemon=True)
-        cell.thread.start()
+        threading.Thread(target=self._run, args=(cell,), name=f"cell-{cell_id}", daemon=True).start()
         return self._wait(cell, timeout)
 
     def resume(self, cell_id: str, answers: dict[str, str], timeout: float = 120.0) -> dict[str, Any]:
