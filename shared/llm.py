@@ -68,9 +68,11 @@ def find_copilot_cli(settings: Settings | None = None) -> str:
     """The Copilot CLI binary: COPILOT_CLI_PATH, else the npm package beside the app."""
     configured = (settings.copilot_cli_path if settings else None) or os.environ.get("COPILOT_CLI_PATH")
     if configured:
-        if not os.access(configured, os.X_OK):
-            raise ModelNotConfigured(f"COPILOT_CLI_PATH={configured} is not an executable file")
-        return configured
+        if os.access(configured, os.X_OK):
+            return configured
+        if os.path.isfile(configured):
+            return _executable_copy(Path(configured))
+        raise ModelNotConfigured(f"COPILOT_CLI_PATH={configured} is not a file")
     for root in (APP_ROOT, Path.cwd()):
         candidate = root / CLI_IN_NODE_MODULES
         if os.access(candidate, os.X_OK):
@@ -79,6 +81,18 @@ def find_copilot_cli(settings: Settings | None = None) -> str:
         f"Copilot CLI not found: set COPILOT_CLI_PATH, or run `npm install` (`make setup`) in "
         f"{APP_ROOT} to get {CLI_IN_NODE_MODULES}"
     )
+
+
+def _executable_copy(binary: Path) -> str:
+    """A zip deployment can drop the execute bit and mount the package read-only (Flex
+    Consumption does both), so run a private executable copy instead."""
+    target = Path(tempfile.gettempdir()) / f"rlm-copilot-cli-{binary.stat().st_size}-{int(binary.stat().st_mtime)}"
+    if not os.access(target, os.X_OK):
+        staging = target.with_name(f"{target.name}.{os.getpid()}")
+        shutil.copyfile(binary, staging)
+        staging.chmod(0o755)
+        os.replace(staging, target)
+    return str(target)
 
 
 class _SendAndWaitProbeFilter(logging.Filter):

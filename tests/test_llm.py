@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -217,3 +218,13 @@ def test_find_copilot_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COPILOT_CLI_PATH", "/nonexistent/copilot")
     with pytest.raises(ModelNotConfigured, match="COPILOT_CLI_PATH"):
         find_copilot_cli()
+
+
+def test_a_cli_without_execute_bit_runs_from_a_private_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    packaged = tmp_path / "copilot"
+    packaged.write_text(f"#!/bin/sh\necho packaged-{tmp_path.name}\n", encoding="utf-8")
+    packaged.chmod(0o444)
+    monkeypatch.setenv("COPILOT_CLI_PATH", str(packaged))
+    found = find_copilot_cli()
+    assert found != str(packaged)
+    assert subprocess.run([found], capture_output=True, text=True, check=True).stdout.strip() == f"packaged-{tmp_path.name}"
