@@ -86,7 +86,7 @@ def find_copilot_cli(settings: Settings | None = None) -> str:
 def _executable_copy(binary: Path) -> str:
     """A zip deployment can drop the execute bit and mount the package read-only (Flex
     Consumption does both), so run a private executable copy instead."""
-    target = Path(tempfile.gettempdir()) / f"rlm-copilot-cli-{binary.stat().st_size}-{int(binary.stat().st_mtime)}"
+    target = Path(tempfile.gettempdir()) / f"rlm-copilot-cli-{binary.stat().st_size}-{binary.stat().st_mtime_ns}"
     if not os.access(target, os.X_OK):
         staging = target.with_name(f"{target.name}.{os.getpid()}")
         shutil.copyfile(binary, staging)
