@@ -4,6 +4,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from rlm_activities.activities import bp as activities
+from rlm_activities.batch import bp as batch
+from rlm_activities.batch_http import bp as batch_http
+from rlm_activities.batch_queue import bp as batch_queue
 from rlm_activities.http_api import bp as http_api
 from rlm_activities.orchestrator import bp as orchestrator
 
@@ -11,3 +14,6 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(orchestrator)
 app.register_functions(activities)
 app.register_functions(http_api)
+app.register_functions(batch)
+app.register_functions(batch_http)
+app.register_functions(batch_queue)

@@ -1,0 +1,177 @@
+"""Batch payloads: the request users send (queue message or HTTP body), the batch
+orchestration's input, and the rows and summary it writes.
+
+Only ids, counts and small summaries travel through Durable history; the questions and
+expected answers of a batch stay in a blob (DESIGN section 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from rlm_activities.messages import RlmTask
+from shared.models import SHA256_HEX, Document, QueryOptions, Strict, TokenUsage
+from shared.payloads import TextRef
+
+BATCH_ORCHESTRATOR = "rlm_batch"
+BATCH_QUEUE = "rlm-batch"
+BATCH_POISON_QUEUE = BATCH_QUEUE + "-poison"
+# Query instance ids are "batch-{batch_id}-{n}" and must stay within ROOT_INSTANCE_ID's 64.
+BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,47}$"
+MAX_QUESTIONS = 1000
+QUESTIONS_PAGE = 50
+
+
+def batch_instance_id(batch_id: str) -> str:
+    return f"batch-{batch_id}"
+
+
+def query_instance_id(batch_id: str, index: int) -> str:
+    """The root query of question `index` (0-based); stable, so a replay finds it again."""
+    return f"{batch_instance_id(batch_id)}-{index + 1}"
+
+
+def questions_key(batch_id: str) -> str:
+    return f"batches/{batch_id}/questions.json"
+
+
+def results_key(batch_id: str) -> str:
+    return f"{batch_id}.jsonl"
+
+
+def summary_key(batch_id: str) -> str:
+    return f"{batch_id}.summary.json"
+
+
+class BatchQuestion(Strict):
+    id: str | None = Field(None, min_length=1, max_length=200)
+    question: str = Field(min_length=1, max_length=20_000)
+    expected: str | None = Field(None, max_length=20_000)
+
+
+class BatchRequest(Strict):
+    """A batch: one corpus (exactly one source), questions, and options for every query."""
+
+    batch_id: str | None = Field(None, pattern=BATCH_ID)
+    corpus: str | None = Field(None, min_length=1)
+    documents: list[Document] | None = Field(None, min_length=1)
+    corpus_id: str | None = Field(None, pattern=SHA256_HEX)
+    questions: list[BatchQuestion] = Field(min_length=1, max_length=MAX_QUESTIONS)
+    options: QueryOptions = Field(default_factory=QueryOptions)
+    concurrency: int | None = Field(None, ge=1, le=64)
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _plain_strings_are_questions(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"question": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _one_corpus_and_unique_ids(self) -> BatchRequest:
+        given = [n for n in ("corpus", "documents", "corpus_id") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'corpus' (text), 'documents' (list of {title, content}) "
+                f"or 'corpus_id' (a stored corpus); got {given or 'none'}"
+            )
+        ids = [q.id for q in self.questions if q.id is not None]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"question ids must be unique; repeated: {duplicates[:10]}")
+        return self
+
+    def content_id(self) -> str:
+        """A batch id derived from the content, so a redelivered message maps to one batch."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()[:32]
+
+
+class StoredQuestion(BaseModel):
+    """A question as kept in the batch's blob, its row id filled in."""
+
+    id: str
+    question: str
+    expected: str | None = None
+
+
+class BatchTask(BaseModel):
+    """Input of the batch orchestration: where the questions are and how to run each."""
+
+    batch_id: str
+    count: int = Field(ge=1)
+    concurrency: int = Field(ge=1)
+    template: RlmTask
+
+
+class PageInput(BaseModel):
+    batch_id: str
+    start: int = Field(ge=0)
+    count: int = Field(ge=1)
+
+
+class PageOutput(BaseModel):
+    questions: list[TextRef]
+
+
+class WriteInput(BaseModel):
+    """Errors only for queries that failed (short; a stored result's error wins)."""
+
+    batch_id: str
+    count: int
+    errors: dict[int, str] = Field(default_factory=dict)
+    started_at: str
+    ended_at: str
+
+
+class BatchProgress(BaseModel):
+    """Custom status of a batch: small whatever the batch size."""
+
+    phase: str
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+
+
+class BatchRow(BaseModel):
+    """One line of results/{batch_id}.jsonl."""
+
+    id: str
+    question: str
+    answer: str | None
+    expected: str | None
+    correct: bool | None
+    forced: bool = False
+    iterations: int | None
+    usage: TokenUsage
+    sources: list[str] = Field(default_factory=list)
+    duration_seconds: float | None
+    instance_id: str
+    error: str | None = None
+
+
+class Latency(BaseModel):
+    mean: float
+    p50: float
+    p95: float
+    max: float
+
+
+class BatchSummary(BaseModel):
+    batch_id: str
+    count: int
+    answered: int
+    failed: int
+    with_expected: int
+    correct: int
+    accuracy: float | None
+    usage: TokenUsage
+    total_tokens: int
+    latency_seconds: Latency | None
+    started_at: str
+    ended_at: str
+    results: str
+    summary: str
