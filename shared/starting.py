@@ -1,0 +1,39 @@
+"""Turning a user's QueryRequest into the root orchestration's input.
+
+Shared by every way a query starts (HTTP, queue, the devhost CLI, run_local), so options are
+bounded and defaulted in one place and the corpus is always stored before the start.
+"""
+
+from __future__ import annotations
+
+from shared.config import Settings
+from shared.corpus import load_index, render_documents, save_corpus
+from shared.models import QueryRequest
+from shared.payloads import TextRef
+from shared.step_models import RlmTask
+from shared.storage.base import BlobStore
+
+
+def store_request_corpus(request: QueryRequest, store: BlobStore) -> str:
+    """The request's corpus id, storing inline text or documents first."""
+    if request.corpus_id is not None:
+        load_index(store, request.corpus_id)
+        return request.corpus_id
+    if request.documents is not None:
+        return save_corpus(store, render_documents(request.documents), request.documents)
+    return save_corpus(store, request.corpus or "")
+
+
+def root_task(request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore) -> RlmTask:
+    options = request.options
+    return RlmTask(
+        question=TextRef.of(request.question, store),
+        corpus_id=store_request_corpus(request, store),
+        root_id=instance_id,
+        max_depth=settings.max_depth if options.max_depth is None else options.max_depth,
+        max_iterations=options.max_iterations or settings.max_iterations,
+        sub_max_iterations=options.sub_max_iterations or settings.sub_max_iterations,
+        truncate_chars=options.truncate_chars or settings.truncate_chars,
+        root_model=options.root_model or settings.root_model,
+        sub_model=options.sub_model or settings.sub_model,
+    )

@@ -1,0 +1,139 @@
+"""Inputs and outputs of the RLM loop's steps. They carry ids, keys and small summaries
+only: Durable history keeps every one of them, so corpora, code, cell output and long
+texts stay in blob storage (DESIGN section 5)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.models import CellStatus, RequestKind, TokenUsage
+from shared.payloads import TextRef
+
+# Root ids become sandbox session identifiers and blob key parts; children append
+# "-{iteration}-{k}" per level, so roots stay well under the 128 characters ACA allows.
+ROOT_INSTANCE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,63}$"
+
+
+class RlmTask(BaseModel):
+    """One (sub-)query: the input of one run of the loop."""
+
+    question: TextRef
+    corpus_id: str
+    root_id: str
+    parent_id: str | None = None
+    depth: int = Field(0, ge=0)
+    max_depth: int = Field(ge=0)
+    max_iterations: int = Field(ge=1)
+    sub_max_iterations: int = Field(ge=1)
+    truncate_chars: int = Field(ge=100)
+    root_model: str
+    sub_model: str
+
+    @property
+    def model(self) -> str:
+        return self.root_model if self.depth == 0 else self.sub_model
+
+    def child(self, question: TextRef, corpus_id: str, parent_id: str) -> RlmTask:
+        return self.model_copy(
+            update={
+                "question": question,
+                "corpus_id": corpus_id,
+                "parent_id": parent_id,
+                "depth": self.depth + 1,
+                "max_iterations": self.sub_max_iterations,
+            }
+        )
+
+
+class StepInput(BaseModel):
+    """What every step activity needs to find its place in the trace."""
+
+    task: RlmTask
+    instance_id: str
+    step: int
+    iteration: int
+
+
+class OpenOutput(BaseModel):
+    context_chars: int
+    section_count: int
+
+
+class GenerateInput(StepInput):
+    context_chars: int
+    section_count: int
+    forced: bool = False
+
+
+class GenerateOutput(BaseModel):
+    has_code: bool
+    final: TextRef | None = None
+    usage: TokenUsage
+
+
+class ExecuteInput(StepInput):
+    cell_id: str
+    code_step: int
+
+
+class ResumeInput(StepInput):
+    cell_id: str
+    answers: dict[str, TextRef]
+
+
+class PendingRef(BaseModel):
+    id: str
+    kind: RequestKind
+    question: TextRef
+    corpus_id: str | None = None
+
+
+class CellSummary(BaseModel):
+    status: CellStatus
+    pending: list[PendingRef] = Field(default_factory=list)
+    final: TextRef | None = None
+    used_sections: list[str] = Field(default_factory=list)
+
+
+class LeafInput(StepInput):
+    request_id: str
+    kind: RequestKind
+    question: TextRef
+    corpus_id: str | None = None
+
+
+class SubAnswer(BaseModel):
+    """What a fanned-out request gives back: an answer, never an exception."""
+
+    answer: TextRef
+    failed: bool = False
+    usage: dict[str, TokenUsage] = Field(default_factory=dict)
+    sub_queries: int = 0
+
+
+class FinishInput(BaseModel):
+    task: RlmTask
+    instance_id: str
+    answer: TextRef
+    outcome: Literal["final", "forced", "failed"]
+    iterations: int
+    used_sections: list[str]
+    usage: dict[str, TokenUsage]
+    sub_queries: int
+    started_at: str
+    ended_at: str
+    error: str | None = None
+
+
+class Progress(BaseModel):
+    """Custom status: small (Durable caps it at 16 KB), updated after every step."""
+
+    phase: str
+    depth: int
+    iteration: int
+    max_iterations: int
+    sub_queries_running: int = 0
+    sub_queries_done: int = 0
+    tokens: int = 0

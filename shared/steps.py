@@ -1,0 +1,248 @@
+"""The steps of the RLM loop: the only code that touches the model, the sandbox and
+storage. Each takes and returns a small JSON-able dict (see step_models).
+
+Each is safe to run twice (Durable activities are at-least-once): trace keys are
+deterministic, cells are idempotent by id, and corpora are content-addressed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.config import Settings
+from shared.corpus import load_index, save_corpus
+from shared.llm import CopilotModel, ModelError, get_model
+from shared.models import CellResult, QueryResult, Source, TokenUsage
+from shared.payloads import TextRef
+from shared.prompts import LEAF_SYSTEM_PROMPT, ROOT_SYSTEM_PROMPT, render_leaf_message, render_turn_message
+from shared.protocol import parse_reply
+from shared.sandbox import SandboxExecutor, make_executor
+from shared.step_models import (
+    CellSummary,
+    ExecuteInput,
+    FinishInput,
+    GenerateInput,
+    GenerateOutput,
+    LeafInput,
+    OpenOutput,
+    PendingRef,
+    ResumeInput,
+    StepInput,
+    SubAnswer,
+)
+from shared.storage import BlobStore, make_store
+from shared.trace import InstanceMeta, StepKind, StepRecord, TraceStore, turns_from_steps, utcnow
+
+LEAF_CONTEXT_CHARS = 200_000
+RESULT_ANSWER_INLINE = 16_000
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The long-lived things steps use; one set per worker process."""
+
+    settings: Settings
+    store: BlobStore
+    traces: TraceStore
+    executor: SandboxExecutor
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Parts:
+        store = make_store(settings)
+        return cls(settings=settings, store=store, traces=TraceStore(store), executor=make_executor(settings, store))
+
+    async def model(self) -> CopilotModel:
+        return await get_model(self.settings)
+
+
+def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+    """Start (or find) the sandbox session of an instance with its corpus loaded."""
+    p = StepInput.model_validate(payload)
+    index = load_index(parts.store, p.task.corpus_id)
+    parts.executor.open(p.instance_id, p.task.corpus_id)
+    parts.traces.write_meta(
+        p.task.root_id,
+        InstanceMeta(
+            instance_id=p.instance_id,
+            root_id=p.task.root_id,
+            parent_id=p.task.parent_id,
+            depth=p.task.depth,
+            question=p.task.question.resolve(parts.store),
+            corpus_id=p.task.corpus_id,
+            context_chars=index.chars,
+            started_at=utcnow(),
+        ),
+    )
+    return OpenOutput(context_chars=index.chars, section_count=len(index.sections)).model_dump()
+
+
+async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+    """One model call: the transcript so far in, the next reply (code or an answer) out."""
+    p = GenerateInput.model_validate(payload)
+    started = utcnow()
+    question = await asyncio.to_thread(p.task.question.resolve, parts.store)
+    earlier = await asyncio.to_thread(parts.traces.steps, p.task.root_id, p.instance_id)
+    message = render_turn_message(
+        question=question,
+        context_chars=p.context_chars,
+        section_count=p.section_count,
+        iteration=p.iteration,
+        max_iterations=p.task.max_iterations,
+        turns=turns_from_steps([s for s in earlier if s.step < p.step], p.task.truncate_chars),
+        forced=p.forced,
+    )
+    model = await parts.model()
+    reply = await model.complete(
+        model=p.task.model, system=ROOT_SYSTEM_PROMPT, prompt=message, timeout=parts.settings.model_timeout_seconds
+    )
+    usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+    if p.forced:
+        code, final = None, reply.text
+    else:
+        parsed = parse_reply(reply.text)
+        code, final = parsed.code, parsed.final_text
+    record = StepRecord(
+        instance_id=p.instance_id,
+        step=p.step,
+        iteration=p.iteration,
+        kind="forced" if p.forced else "generate",
+        started_at=started,
+        model=p.task.model,
+        prompt=message,
+        reply=reply.text,
+        code=code,
+        usage=usage,
+    )
+    await asyncio.to_thread(parts.traces.write_step, p.task.root_id, record)
+    final_ref = await asyncio.to_thread(TextRef.of, final, parts.store) if final is not None else None
+    return GenerateOutput(has_code=code is not None, final=final_ref, usage=usage).model_dump()
+
+
+def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+    """Run the code of a generate step as one cell; it may suspend on sub-queries."""
+    p = ExecuteInput.model_validate(payload)
+    started = utcnow()
+    code = parts.traces.read_step(p.task.root_id, p.instance_id, p.code_step).code
+    if code is None:
+        raise ValueError(f"step {p.code_step} of {p.instance_id} has no code to execute")
+    cell = parts.executor.execute(p.instance_id, p.cell_id, code)
+    _record_cell(parts, p, "execute", started, cell, {})
+    return _summarize(parts, p.instance_id, cell).model_dump()
+
+
+def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+    """Hand a suspended cell the answers to its pending requests."""
+    p = ResumeInput.model_validate(payload)
+    started = utcnow()
+    answers = {request_id: ref.resolve(parts.store) for request_id, ref in p.answers.items()}
+    cell = parts.executor.resume(p.instance_id, p.cell_id, answers)
+    _record_cell(parts, p, "resume", started, cell, answers)
+    return _summarize(parts, p.instance_id, cell).model_dump()
+
+
+async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+    """A single model call (llm_query, or rlm_query at max depth). Model failures become an
+    answer saying so, so one bad branch does not sink its siblings."""
+    p = LeafInput.model_validate(payload)
+    started = utcnow()
+    question = await asyncio.to_thread(p.question.resolve, parts.store)
+    sub_context = None
+    if p.kind == "rlm":
+        sub_context = await asyncio.to_thread(_corpus_head, parts, p.corpus_id or p.task.corpus_id, LEAF_CONTEXT_CHARS + 1)
+    prompt = render_leaf_message(question, sub_context, LEAF_CONTEXT_CHARS)
+    model_name = p.task.sub_model
+    error = None
+    try:
+        model = await parts.model()
+        reply = await model.complete(
+            model=model_name, system=LEAF_SYSTEM_PROMPT, prompt=prompt, timeout=parts.settings.model_timeout_seconds
+        )
+        text = reply.text
+        usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+    except ModelError as exc:
+        error = str(exc)
+        text, usage = f"[{p.kind}_query failed: {error}]", TokenUsage(model_calls=1)
+    record = StepRecord(
+        instance_id=p.instance_id,
+        step=p.step,
+        iteration=p.iteration,
+        kind="leaf",
+        started_at=started,
+        model=model_name,
+        prompt=prompt,
+        reply=text,
+        usage=usage,
+        error=error,
+    )
+    await asyncio.to_thread(parts.traces.write_step, p.task.root_id, record)
+    answer = await asyncio.to_thread(TextRef.of, text, parts.store)
+    return SubAnswer(answer=answer, failed=error is not None, usage={str(p.task.depth + 1): usage}).model_dump()
+
+
+def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+    """Write the result beside the trace and end the sandbox session."""
+    p = FinishInput.model_validate(payload)
+    answer = p.answer.resolve(parts.store)
+    index = load_index(parts.store, p.task.corpus_id).sections
+    titles = list(dict.fromkeys(p.used_sections))
+    sources = [Source(title=t, document_id=index.get(t)) for t in titles if t in index]
+    sources += [Source(title=t) for t in titles if t not in index]
+    inline = TextRef.of(answer, parts.store, limit=RESULT_ANSWER_INLINE)
+    result = QueryResult(
+        answer=inline.text,
+        answer_key=inline.key,
+        forced=p.outcome == "forced",
+        failed=p.outcome == "failed",
+        iterations=p.iterations,
+        sources=sources,
+        usage=p.usage,
+        sub_queries=p.sub_queries,
+        duration_seconds=max((datetime.fromisoformat(p.ended_at) - datetime.fromisoformat(p.started_at)).total_seconds(), 0.0),
+        instance_id=p.instance_id,
+        trace=f"{parts.store.containers.traces}/{p.task.root_id}/",
+        error=p.error,
+    )
+    parts.traces.write_result(p.task.root_id, result)
+    parts.executor.close(p.instance_id)
+    return result.model_dump()
+
+
+STEPS = {
+    "open_session": open_session,
+    "generate_step": generate_step,
+    "execute_cell": execute_cell,
+    "resume_cell": resume_cell,
+    "leaf_query": leaf_query,
+    "finish_query": finish_query,
+}
+
+
+def _record_cell(
+    parts: Parts, p: StepInput, kind: StepKind, started: datetime, cell: CellResult, answers: dict[str, str]
+) -> None:
+    record = StepRecord(
+        instance_id=p.instance_id, step=p.step, iteration=p.iteration, kind=kind, started_at=started, cell=cell, answers=answers
+    )
+    parts.traces.write_step(p.task.root_id, record)
+
+
+def _summarize(parts: Parts, instance_id: str, cell: CellResult) -> CellSummary:
+    """Pending sub-contexts become stored corpora, so children get a corpus id, not text."""
+    pending = []
+    for request in cell.pending:
+        corpus_id = None
+        if request.sub_context_file:
+            corpus_id = save_corpus(parts.store, parts.executor.read_sub_context(instance_id, request.sub_context_file))
+        question = TextRef.of(request.question, parts.store)
+        pending.append(PendingRef(id=request.id, kind=request.kind, question=question, corpus_id=corpus_id))
+    final = TextRef.of(cell.final, parts.store) if cell.final is not None else None
+    return CellSummary(status=cell.status, pending=pending, final=final, used_sections=cell.used_sections[:500])
+
+
+def _corpus_head(parts: Parts, corpus_id: str, chars: int) -> str:
+    path = parts.store.local_path(parts.store.containers.corpora, corpus_id)
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        return handle.read(chars)
