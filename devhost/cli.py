@@ -1,5 +1,5 @@
-"""`python -m devhost`: ask a question over a file or folder, or serve the HTTP API,
-with the function app hosted in-process."""
+"""`python -m devhost`: ask a question over a file or folder, run a batch of questions,
+or serve the HTTP API, with the function app hosted in-process."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import re
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rlm_activities.batch_models import BatchRequest, BatchSummary
 
 DEFAULT_STATE_DIR = Path(".rlm-state")
 MODEL_HELP = (
@@ -36,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-depth", type=int, help="recursion bound for rlm_query (default RLM_MAX_DEPTH)")
     ask.add_argument("--max-iterations", type=int, help="iterations of the root loop (default RLM_MAX_ITERATIONS)")
     ask.add_argument("--json", action="store_true", help="print the result object as JSON")
+
+    batch = commands.add_parser("batch", help="answer a file of questions over one corpus; prints the summary")
+    batch.add_argument("--file", type=Path, help="a .jsonl of {id?, question, expected?} lines, or a .json list of them or batch object")
+    batch.add_argument("--corpus", type=Path, help="a text file, a folder of .txt/.md files, or a .jsonl of {id?, title, content}")
+    batch.add_argument("--batch-id", help="resume (or read the summary of) this batch; new batches get a fresh id")
+    batch.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where histories, corpora and results live")
+    batch.add_argument("--concurrency", type=int, help="queries running at once (default RLM_BATCH_CONCURRENCY)")
+    batch.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     serve = commands.add_parser("serve", help="serve the app's HTTP API like `func start`")
     serve.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -125,6 +137,101 @@ def _request_from_args(args: argparse.Namespace):
     return QueryRequest(question=args.question, corpus=text, options=options)
 
 
+async def batch(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from devhost import EmbeddedHost
+    from function_app import app
+    from rlm_activities import services
+    from rlm_activities.batch import prepare_batch
+    from rlm_activities.batch_models import BATCH_ID, BATCH_ORCHESTRATOR, BatchSummary, batch_instance_id, results_key
+    from shared.llm import close_models
+
+    settings = load_settings()
+    if not settings.model_configured:
+        raise UsageError(MODEL_HELP)
+    batch_id = args.batch_id or uuid.uuid4().hex
+    if not re.match(BATCH_ID, batch_id):
+        raise UsageError("--batch-id must be 4-48 letters, digits, '-' or '_', starting with a letter or digit")
+    instance_id = batch_instance_id(batch_id)
+    stderr = Console(stderr=True)
+    columns = (TextColumn(f"batch {batch_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
+    try:
+        async with EmbeddedHost(app, state_dir=args.state_dir) as host:
+            if await host.get_status(instance_id) is None:
+                task = prepare_batch(_batch_from_args(args, batch_id), batch_id, settings, services.store())
+                await host.start_new(BATCH_ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
+            elif not args.json:
+                console.print(f"[dim]Batch {batch_id} exists: resuming it or reading its summary.[/dim]")
+            with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+                shown = bar.add_task("", total=None, failed=0)
+
+                def show(status) -> None:
+                    if isinstance(status.custom_status, dict):
+                        counts = status.custom_status
+                        bar.update(shown, total=counts.get("total"), completed=counts.get("done", 0), failed=counts.get("failed", 0))
+
+                status = await host.wait_for_completion(instance_id, on_status=show)
+    finally:
+        await close_models()
+    if str(status.runtime_status) != "Completed":
+        if args.json:
+            print(json.dumps({"batch_id": batch_id, "status": str(status.runtime_status), "error": status.output}))
+        else:
+            console.print(f"[red]batch {batch_id} ended {status.runtime_status}: {status.output}[/red]")
+        return 1
+    summary = BatchSummary.model_validate(status.output)
+    if args.json:
+        print(summary.model_dump_json(indent=2))
+    else:
+        store = services.store()
+        _print_summary(console, summary, store.local_path(store.containers.results, results_key(batch_id)))
+    return 0
+
+
+def _batch_from_args(args: argparse.Namespace, batch_id: str) -> BatchRequest:
+    from rlm_activities.batch_models import BatchRequest
+    from shared.corpus import CorpusError, load_corpus_path
+
+    if args.file is None or args.corpus is None:
+        raise UsageError("a new batch needs --file QUESTIONS and --corpus PATH")
+    try:
+        corpus, documents = load_corpus_path(args.corpus)
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        text = args.file.read_text(encoding="utf-8")
+        if args.file.suffix.lower() == ".jsonl":
+            given: object = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            given = json.loads(text)
+        body = dict(given) if isinstance(given, dict) else {"questions": given}
+        body["batch_id"] = batch_id
+        body |= {"documents": documents} if documents else {"corpus": corpus}
+        if args.concurrency is not None:
+            body["concurrency"] = args.concurrency
+        return BatchRequest.model_validate(body)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ValidationError
+        raise UsageError(f"{args.file}: {exc}") from None
+
+
+def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_row("questions", f"{summary.count} ({summary.answered} answered, {summary.failed} failed)")
+    if summary.accuracy is not None:
+        table.add_row("accuracy", f"{summary.accuracy:.1%} ({summary.correct} of {summary.with_expected} with an expected answer)")
+    table.add_row("model calls", f"{summary.usage.model_calls} ({summary.total_tokens} tokens)")
+    if summary.latency_seconds is not None:
+        lat = summary.latency_seconds
+        table.add_row("latency", f"mean {lat.mean:.1f} s, p50 {lat.p50:.1f} s, p95 {lat.p95:.1f} s, max {lat.max:.1f} s")
+    console.print(table)
+    console.print(f"Rows (JSONL, one per question): {rows}", soft_wrap=True, markup=False, highlight=False)
+
+
 async def serve(args: argparse.Namespace, console: Console) -> int:
     from devhost import EmbeddedHost
     from function_app import app
@@ -141,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         prepare_environment(args.state_dir)
-        command = ask if args.command == "ask" else serve
+        command = {"ask": ask, "batch": batch, "serve": serve}[args.command]
         return asyncio.run(command(args, console))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

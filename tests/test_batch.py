@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from rlm_activities import services
 from rlm_activities.batch_results import is_correct, percentile
+from tests.test_cli import cli_env
 from tests.support.model_server import ModelServer, ScriptedError, ScriptedRequest
 from tests.support.rlm import question_of, repl
 
@@ -149,3 +149,162 @@ def test_queue_batch_writes_rows_and_summary_within_the_concurrency_cap(
     assert status.custom_status == {"phase": "done", "total": 5, "done": 5, "failed": 1, "running": 0}
     assert model_server.max_overlap() == 2  # each query makes root calls only; the barrier proves 2 at once
 
+
+
+def test_bad_messages_go_to_poison_with_a_reason_and_start_nothing(rlm_env: Path, model_server: ModelServer) -> None:
+    bad = {
+        "not json": "{questions: oops",
+        "invalid": json.dumps({"corpus": "## a\nalpha", "questions": [], "options": {"max_depth": 99}}),
+        "unknown corpus": json.dumps({"corpus_id": "0" * 64, "questions": ["Anything?"]}),
+    }
+
+    async def body(host):
+        for text in bad.values():
+            host.enqueue("rlm-batch", text)
+        poison = await until(lambda: len(host.queue_messages("rlm-batch-poison")) == 3 and host.queue_messages("rlm-batch-poison"))
+        return [json.loads(p) for p in poison], host.queue_messages("rlm-batch"), await host.list_instances()
+
+    poison, left, instances = with_host(rlm_env, body)
+    by_message = {p["message"]: p for p in poison}
+    assert set(by_message) == set(bad.values())
+    assert by_message[bad["not json"]]["reason"] == "the message is not JSON"
+    invalid = by_message[bad["invalid"]]
+    assert invalid["reason"] == "the message is not a valid batch request"
+    assert any(d.startswith("questions:") for d in invalid["details"])
+    assert any(d.startswith("options.max_depth:") for d in invalid["details"])
+    assert by_message[bad["unknown corpus"]]["reason"] == f"no stored corpus with id {'0' * 64}"
+    assert left == [] and instances == [] and not model_server.calls
+
+
+def test_same_batch_id_delivered_twice_runs_once(rlm_env: Path, model_server: ModelServer) -> None:
+    model_server.set_script(answer_from_sandbox)
+    message = json.dumps({"batch_id": "twice", "corpus": "## Alpha log\nLowest temperature: -5 C", "questions": ["Coldest reading at Alpha?"]})
+
+    async def body(host):
+        host.enqueue("rlm-batch", message)
+        host.enqueue("rlm-batch", message)
+        first = await batch_done(host, "twice")
+        await until(lambda: host.queue_messages("rlm-batch") == [])
+        host.enqueue("rlm-batch", message)  # redelivered after the batch finished
+        await until(lambda: host.queue_messages("rlm-batch") == [])
+        return first, await host.get_status("batch-twice"), sorted(i.instance_id for i in await host.list_instances())
+
+    first, again, instances = with_host(rlm_env, body)
+    assert first.runtime_status == "Completed"
+    assert again.created_time == first.created_time and again.output == first.output
+    assert instances == ["batch-twice", "batch-twice-1"]
+    assert len(model_server.calls) == 1
+
+
+async def serving(host) -> tuple[asyncio.Task[None], str]:
+    ready = asyncio.Event()
+    server = asyncio.get_running_loop().create_task(host.serve(port=0, ready=ready))
+    await asyncio.wait_for(ready.wait(), 30)
+    return server, host.public_url
+
+
+def test_http_submits_a_batch_reads_status_and_rows_and_rejects_bad_bodies(rlm_env: Path, model_server: ModelServer) -> None:
+    model_server.set_script(answer_from_sandbox)
+    batch = {"batch_id": "via-http", "documents": DOCUMENTS, "questions": [{"question": "Coldest reading at Delta?", "expected": "-12 C"}, "Coldest reading at Alpha?"]}
+
+    async def body(host):
+        server, origin = await serving(host)
+        replies: dict[str, Any] = {}
+        try:
+            async with aiohttp.ClientSession() as session:
+                for name, data in (("not json", b"{"), ("invalid", json.dumps({"questions": ["q?"]}).encode()),
+                                   ("unknown corpus", json.dumps({"corpus_id": "1" * 64, "questions": ["q?"]}).encode())):
+                    async with session.post(f"{origin}/api/batches", data=data) as r:
+                        replies[name] = (r.status, await r.json())
+                async with session.post(f"{origin}/api/batches", json=batch) as r:
+                    replies["started"] = (r.status, await r.json(), r.headers["Location"])
+                status_url = replies["started"][1]["status_url"]
+                for _ in range(2400):
+                    async with session.get(status_url) as r:
+                        status = await r.json()
+                    if status["status"] not in ("Pending", "Running"):
+                        break
+                    await asyncio.sleep(0.05)
+                replies["status"] = status
+                async with session.get(status["results_url"]) as r:
+                    replies["rows"] = (r.status, r.headers["Content-Type"], await r.text())
+                async with session.post(f"{origin}/api/batches", json=batch) as r:
+                    replies["again"] = (r.status, await r.json())
+                async with session.get(f"{origin}/api/batches/no-such-batch") as r:
+                    replies["missing"] = (r.status, await r.json())
+        finally:
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+        return replies
+
+    replies = with_host(rlm_env, body)
+    assert replies["not json"][0] == 400 and replies["not json"][1]["error"] == "the body is not valid JSON"
+    assert replies["invalid"][0] == 400 and "exactly one of" in json.dumps(replies["invalid"][1]["details"])
+    assert replies["unknown corpus"][0] == 404 and "no stored corpus" in replies["unknown corpus"][1]["error"]
+    code, started, location = replies["started"]
+    assert code == 202 and started["batch_id"] == "via-http" and location == started["status_url"]
+    assert location.endswith("/api/batches/via-http") and "statusQueryGetUri" in started["management"]
+    status = replies["status"]
+    assert status["status"] == "Completed", status
+    assert status["summary"]["count"] == 2 and status["summary"]["accuracy"] == 1.0
+    assert status["results"] == "results/via-http.jsonl" and status["progress"]["done"] == 2
+    code, content_type, text = replies["rows"]
+    assert code == 200 and content_type.startswith("application/x-ndjson")
+    assert [json.loads(line)["answer"] for line in text.splitlines()] == ["Delta recorded -12 C", "Alpha recorded -5 C"]
+    assert replies["again"][0] == 409 and replies["missing"][0] == 404
+
+
+def test_cli_batch_prints_the_summary(tmp_path: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    model_server.set_script(answer_from_sandbox)
+    corpus = tmp_path / "stations.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCUMENTS), encoding="utf-8")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"id": "a", "question": "Coldest reading at Alpha?", "expected": "-5 C"}) + "\n"
+        + json.dumps({"id": "b", "question": "Coldest reading at Bravo?", "expected": "8 C"}) + "\n"
+        + json.dumps({"id": "c", "question": "Coldest reading at Charlie?"}) + "\n",
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> tuple[int, str, str]:
+        command = [sys.executable, "-m", "devhost", "batch", "--state-dir", str(tmp_path / "state"), "--batch-id", "cli-batch", *args]
+        done = subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path, model_server), capture_output=True, text=True, timeout=240)
+        return done.returncode, done.stdout, done.stderr
+
+    code, out, err = run("--file", str(questions), "--corpus", str(corpus), "--concurrency", "1", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["count"] == 3 and summary["answered"] == 3 and summary["accuracy"] == 0.5
+    assert model_server.max_overlap() == 1
+    rows = (tmp_path / "state" / "data" / "results" / "cli-batch.jsonl").read_text().splitlines()
+    assert [json.loads(r)["id"] for r in rows] == ["a", "b", "c"]
+
+    code, out, err = run()  # the same batch id again: the stored summary, no new model calls
+    assert code == 0, err
+    assert "50.0% (1 of 2 with an expected answer)" in out and "3 (3 answered, 0 failed)" in out
+    assert "cli-batch.jsonl" in out
+    assert len(model_server.calls) == 3
+
+
+def test_cli_batch_with_a_missing_questions_file_says_so(tmp_path: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("## a\nalpha", encoding="utf-8")
+    command = [sys.executable, "-m", "devhost", "batch", "--state-dir", str(tmp_path / "state"), "--file", str(tmp_path / "nope.jsonl"), "--corpus", str(corpus)]
+    done = subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path, model_server), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "cannot read" in done.stderr
+    assert not model_server.calls
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected", "correct"),
+    [("-5 C", "-5 c", True), ("Alpha recorded -5 C.", "-5 C", True), ("-15 C", "5 C", False), ("Paris", "paris, France", False), ("", "", True)],
+)
+def test_answers_match_normalized_exactly_or_as_whole_words(answer: str, expected: str, correct: bool) -> None:
+    assert is_correct(answer, expected) is correct
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 0.5) == 10.0 and percentile(values, 0.95) == 19.0 and percentile([3.0], 0.95) == 3.0
