@@ -127,9 +127,11 @@ def test_queue_batch_writes_rows_and_summary_within_the_concurrency_cap(
     async def body(host):
         host.enqueue("rlm-batch", json.dumps(five_questions("five-q")))
         status = await batch_done(host, "five-q")
-        return status, host.queue_messages("rlm-batch-poison"), host.children("batch-five-q")
+        largest = max(len(json.dumps(e)) for e in host.history("batch-five-q"))
+        return status, host.queue_messages("rlm-batch-poison"), host.children("batch-five-q"), largest
 
-    status, poison, children = with_host(rlm_env, body)
+    status, poison, children, largest_event = with_host(rlm_env, body)
+    assert largest_event < 32 * 1024  # references, not payloads
     assert status.runtime_status == "Completed", status.output
     assert poison == []
     assert len(children) == 5
