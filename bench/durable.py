@@ -34,8 +34,8 @@ from devhost import EmbeddedHost
 from devhost.functions import discover
 from function_app import app
 from rlm_activities import services
-from rlm_activities.messages import ORCHESTRATOR
-from rlm_activities.starting import root_task
+from rlm_activities.orchestrator import ORCHESTRATOR
+from shared.starting import root_task
 from shared.config import get_settings
 from shared.llm import CopilotModel, close_models
 from shared.models import QueryRequest

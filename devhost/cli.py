@@ -83,8 +83,9 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     from devhost.progress import ProgressView, print_result
     from function_app import app
     from rlm_activities import services
-    from rlm_activities.messages import ORCHESTRATOR, ROOT_INSTANCE_ID
-    from rlm_activities.starting import root_task
+    from rlm_activities.orchestrator import ORCHESTRATOR
+    from shared.step_models import ROOT_INSTANCE_ID
+    from shared.starting import root_task
     from shared.llm import close_models
     from shared.models import QueryResult
 

@@ -34,8 +34,8 @@ from rlm_activities.batch_models import (
     summary_key,
 )
 from rlm_activities.batch_results import build_row, summarize
-from rlm_activities.messages import ORCHESTRATOR
-from rlm_activities.starting import root_task
+from rlm_activities.orchestrator import ORCHESTRATOR
+from shared.starting import root_task
 from shared.config import Settings
 from shared.models import QueryRequest
 from shared.payloads import TextRef

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from rlm_activities.messages import RlmTask
+from shared.step_models import RlmTask
 from shared.models import SHA256_HEX, Document, QueryOptions, Strict, TokenUsage
 from shared.payloads import TextRef
 

@@ -13,8 +13,8 @@ import azure.functions as func
 from pydantic import BaseModel, Field, ValidationError
 
 from rlm_activities import services
-from rlm_activities.messages import ORCHESTRATOR
-from rlm_activities.starting import root_task
+from rlm_activities.orchestrator import ORCHESTRATOR
+from shared.starting import root_task
 from rlm_activities.trace_html import render_trace_html
 from shared.corpus import CorpusError, load_index, render_documents, save_corpus
 from shared.models import Document, QueryRequest

@@ -70,8 +70,8 @@ async def run_query(
     from devhost import EmbeddedHost
     from function_app import app
     from rlm_activities import services
-    from rlm_activities.messages import ORCHESTRATOR
-    from rlm_activities.starting import root_task
+    from rlm_activities.orchestrator import ORCHESTRATOR
+    from shared.starting import root_task
     from shared.llm import close_models
     from shared.models import QueryRequest
 
