@@ -182,7 +182,6 @@ module functionApp 'modules/functionapp.bicep' = {
     tracesContainer: storage.outputs.tracesContainer
     payloadsContainer: storage.outputs.payloadsContainer
     resultsContainer: storage.outputs.resultsContainer
-    batchQueue: storage.outputs.batchQueue
     appInsightsConnectionString: monitoring.outputs.connectionString
     schedulerEndpoint: durableTask.outputs.endpoint
     taskHubName: durableTask.outputs.taskHubName

@@ -56,7 +56,6 @@ class Settings(BaseSettings):
     results_container: str = Field("results", alias="RLM_RESULTS_CONTAINER")
 
     # Batches.
-    batch_queue: str = Field("rlm-batch", alias="RLM_BATCH_QUEUE")
     batch_concurrency: int = Field(4, ge=1, le=64, alias="RLM_BATCH_CONCURRENCY")
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ import pytest
 from pycep import BicepParser
 from pydantic import AliasChoices
 
+from rlm_activities.batch_models import BATCH_QUEUE
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,7 +282,7 @@ def test_storage_creates_what_the_app_uses() -> None:
         defaults.payloads_container,
         defaults.results_container,
     }
-    assert storage["variables"]["batchQueueName"]["value"] == defaults.batch_queue
+    assert storage["variables"]["batchQueueName"]["value"] == BATCH_QUEUE
 
 
 def test_session_pool_is_python_with_egress_disabled() -> None:

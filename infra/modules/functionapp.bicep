@@ -16,7 +16,6 @@ param corporaContainer string
 param tracesContainer string
 param payloadsContainer string
 param resultsContainer string
-param batchQueue string
 param appInsightsConnectionString string
 param schedulerEndpoint string
 param taskHubName string
@@ -57,7 +56,6 @@ var appSettings = {
   RLM_TRACES_CONTAINER: tracesContainer
   RLM_PAYLOADS_CONTAINER: payloadsContainer
   RLM_RESULTS_CONTAINER: resultsContainer
-  RLM_BATCH_QUEUE: batchQueue
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

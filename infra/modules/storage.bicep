@@ -89,4 +89,3 @@ output corporaContainer string = appContainers[0]
 output tracesContainer string = appContainers[1]
 output payloadsContainer string = appContainers[2]
 output resultsContainer string = appContainers[3]
-output batchQueue string = batchQueueName
