@@ -23,6 +23,7 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.sandbox
+	$(PY) -m bench.durable --quick
 
 clean:
 	rm -rf $(VENV) node_modules .rlm-data .rlm-state
