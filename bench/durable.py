@@ -35,10 +35,10 @@ from devhost.functions import discover
 from function_app import app
 from rlm_activities import services
 from rlm_activities.orchestrator import ORCHESTRATOR
-from shared.starting import root_task
 from shared.config import get_settings
 from shared.llm import CopilotModel, close_models
 from shared.models import QueryRequest
+from shared.starting import root_task
 from tests.support.model_server import ModelServer, ScriptedRequest
 from tests.support.rlm import filler_corpus, iteration_of, question_of, repl
 

@@ -84,10 +84,10 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     from function_app import app
     from rlm_activities import services
     from rlm_activities.orchestrator import ORCHESTRATOR
-    from shared.step_models import ROOT_INSTANCE_ID
-    from shared.starting import root_task
     from shared.llm import close_models
     from shared.models import QueryResult
+    from shared.starting import root_task
+    from shared.step_models import ROOT_INSTANCE_ID
 
     settings = load_settings()
     if not settings.model_configured:

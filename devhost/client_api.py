@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 from aiohttp import web
@@ -76,7 +77,7 @@ def aiohttp_route(route: str) -> list[str]:
 class DurableApi:
     """Handlers for `{origin}/runtime/webhooks/durabletask/...`."""
 
-    def __init__(self, host: "EmbeddedHost") -> None:
+    def __init__(self, host: EmbeddedHost) -> None:
         self.host = host
 
     def add_routes(self, app: web.Application) -> None:
@@ -149,7 +150,7 @@ class DurableApi:
         return web.json_response({"message": "Not supported by the devhost"}, status=501)
 
 
-def http_handler(host: "EmbeddedHost", function: HttpFunction) -> Handler:
+def http_handler(host: EmbeddedHost, function: HttpFunction) -> Handler:
     """Translate aiohttp <-> azure.functions HttpRequest/HttpResponse for one trigger."""
     async def handle(request: web.Request) -> web.StreamResponse:
         if function.methods and request.method not in function.methods:
@@ -171,7 +172,7 @@ def http_handler(host: "EmbeddedHost", function: HttpFunction) -> Handler:
     return handle
 
 
-def build_app(host: "EmbeddedHost") -> web.Application:
+def build_app(host: EmbeddedHost) -> web.Application:
     app = web.Application(client_max_size=256 * 1024 * 1024)
     DurableApi(host).add_routes(app)
     for function in host.index.http:
@@ -181,7 +182,7 @@ def build_app(host: "EmbeddedHost") -> web.Application:
     return app
 
 
-async def start_server(host: "EmbeddedHost", bind: str, port: int) -> tuple[web.AppRunner, str]:
+async def start_server(host: EmbeddedHost, bind: str, port: int) -> tuple[web.AppRunner, str]:
     """Listen on bind:port (0 picks a free port); returns the runner and its origin."""
     runner = web.AppRunner(build_app(host), access_log=None)
     await runner.setup()
@@ -191,7 +192,7 @@ async def start_server(host: "EmbeddedHost", bind: str, port: int) -> tuple[web.
     return runner, f"http://{shown}:{bound_port}"
 
 
-async def run_server(host: "EmbeddedHost", bind: str, port: int,
+async def run_server(host: EmbeddedHost, bind: str, port: int,
                      ready: asyncio.Event | None = None) -> None:
     """Serve the public endpoint until cancelled, like `func start`."""
     runner, host.public_url = await start_server(host, bind, port)

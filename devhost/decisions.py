@@ -110,7 +110,7 @@ def new_actions(row: InstanceRow, reply: OrchestratorReply,
     actions = [a for a in reply.flat_actions()
                if a.get("actionType") != ActionType.CONTINUE_AS_NEW]
     seen = row.actions_seen
-    for i, (old, action) in enumerate(zip(seen, actions)):
+    for i, (old, action) in enumerate(zip(seen, actions, strict=False)):
         new = action_key(action)
         if new != old:
             raise OrchestrationError(

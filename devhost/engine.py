@@ -15,11 +15,28 @@ from typing import Any
 
 from dateutil.parser import isoparse
 
-from .decisions import (SCHEDULING, OrchestrationError, episode_time, new_actions,
-                        next_sequence, outstanding, play_order, retry_step)
+from .decisions import (
+    SCHEDULING,
+    OrchestrationError,
+    episode_time,
+    new_actions,
+    next_sequence,
+    outstanding,
+    play_order,
+    retry_step,
+)
 from .functions import FunctionIndex
-from .history import (ActionType, EventType, OrchestratorReply, build_context, event,
-                      execution_started, fmt_time, parse_reply, utcnow)
+from .history import (
+    ActionType,
+    EventType,
+    OrchestratorReply,
+    build_context,
+    event,
+    execution_started,
+    fmt_time,
+    parse_reply,
+    utcnow,
+)
 from .state import TERMINAL, InstanceRow, StateStore, StoredEvent
 from .workers import Workers
 
@@ -132,7 +149,7 @@ class Engine:
         changed = self._changed_event(instance_id)
         try:
             await asyncio.wait_for(changed.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
 
     def _notify(self, instance_id: str) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import inspect
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import azure.functions as func
 
@@ -109,7 +110,7 @@ def _common(function: func.FunctionBuilder | Any) -> dict[str, Any]:
     }
 
 
-_indexed: "weakref.WeakKeyDictionary[Any, FunctionIndex]" = weakref.WeakKeyDictionary()
+_indexed: weakref.WeakKeyDictionary[Any, FunctionIndex] = weakref.WeakKeyDictionary()
 
 
 def discover(app: func.FunctionRegister) -> FunctionIndex:

@@ -6,7 +6,7 @@ orchestrator running here sees exactly what it would see under Azure.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -58,12 +58,12 @@ COMPOUND_ACTIONS = (ActionType.WHEN_ANY, ActionType.WHEN_ALL)
 
 def utcnow() -> datetime:
     """The host clock, always timezone-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def fmt_time(moment: datetime) -> str:
     """ISO-8601 with a Z suffix, as the extension writes timestamps."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event(kind: EventType, event_id: int = -1, at: datetime | None = None,

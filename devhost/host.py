@@ -5,10 +5,11 @@ import asyncio
 import inspect
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import azure.functions as func
 from dateutil.parser import isoparse
@@ -37,7 +38,7 @@ class InstanceStatus(BaseModel):
     parent: str | None = None
 
     @classmethod
-    def from_row(cls, row: InstanceRow) -> "InstanceStatus":
+    def from_row(cls, row: InstanceRow) -> InstanceStatus:
         def load(text: str | None) -> Any:
             return None if text is None else json.loads(text)
 
@@ -68,7 +69,7 @@ class EmbeddedHost:
         self._rpc: Any = None
         self._started = False
 
-    async def __aenter__(self) -> "EmbeddedHost":
+    async def __aenter__(self) -> EmbeddedHost:
         await self.start()
         return self
 

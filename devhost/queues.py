@@ -22,7 +22,7 @@ POISON_SUFFIX = "-poison"
 class QueuePump:
     """Delivers persisted messages to bound functions; failures retry, then go to poison."""
 
-    def __init__(self, host: "EmbeddedHost", max_dequeue_count: int = 5) -> None:
+    def __init__(self, host: EmbeddedHost, max_dequeue_count: int = 5) -> None:
         self.host = host
         self.max_dequeue_count = max_dequeue_count
         self._wake = asyncio.Event()

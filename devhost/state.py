@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -117,7 +118,7 @@ class StateStore:
     def _to_row(r: tuple[Any, ...]) -> InstanceRow:
         keys = ("instance_id", "name", "status", "input", "output", "custom_status",
                 "parent_id", "parent_task_id", "created", "updated")
-        return InstanceRow(**dict(zip(keys, r[:10])), actions_seen=json.loads(r[10]))
+        return InstanceRow(**dict(zip(keys, r[:10], strict=True)), actions_seen=json.loads(r[10]))
 
     def list_instances(self, unfinished_only: bool = False) -> list[InstanceRow]:
         where = f"WHERE status NOT IN {TERMINAL}" if unfinished_only else ""
@@ -190,7 +191,7 @@ class StateStore:
         if queue is not None:
             sql, args = sql + " WHERE queue=?", (queue,)
         keys = ("id", "queue", "body", "dequeue_count", "inserted")
-        return [QueueMessage(**dict(zip(keys, r))) for r in self._rows(sql + " ORDER BY id", args)]
+        return [QueueMessage(**dict(zip(keys, r, strict=True))) for r in self._rows(sql + " ORDER BY id", args)]
 
     def bump_dequeue(self, message_id: int) -> None:
         with self._tx() as db:

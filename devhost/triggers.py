@@ -98,7 +98,7 @@ class InvocationContext(func.Context):
         return None
 
 
-async def invoke(host: "EmbeddedHost", function: TriggeredFunction, trigger_value: Any) -> Any:
+async def invoke(host: EmbeddedHost, function: TriggeredFunction, trigger_value: Any) -> Any:
     """Call a triggered function with its trigger, client and output bindings filled in."""
     kwargs: dict[str, Any] = {function.trigger_name: trigger_value}
     if function.client_param is not None:

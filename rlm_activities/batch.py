@@ -35,10 +35,10 @@ from rlm_activities.batch_models import (
 )
 from rlm_activities.batch_results import build_row, summarize
 from rlm_activities.orchestrator import ORCHESTRATOR
-from shared.starting import root_task
 from shared.config import Settings
 from shared.models import QueryRequest
 from shared.payloads import TextRef
+from shared.starting import root_task
 from shared.storage.base import BlobStore
 
 bp = df.Blueprint()

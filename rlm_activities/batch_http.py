@@ -11,12 +11,11 @@ from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import ValidationError
 
 from rlm_activities import services
 from rlm_activities.batch import submit_batch
 from rlm_activities.batch_models import BatchRequest, batch_instance_id, results_key, summary_key
-from rlm_activities.http_api import BadRequest, _json_body, _validation_details, error_response, json_response
+from rlm_activities.http_io import BadRequest, error_response, json_response, parse_body
 from shared.corpus import CorpusError
 from shared.storage.base import BlobNotFound
 
@@ -40,11 +39,9 @@ def _links(req: func.HttpRequest, batch_id: str) -> dict[str, str]:
 async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a batch: 202 with its status link and the Durable management links."""
     try:
-        request = BatchRequest.model_validate(_json_body(req))
+        request = parse_body(req, BatchRequest, "batch request")
     except BadRequest as exc:
-        return error_response(400, str(exc), exc.details)
-    except ValidationError as exc:
-        return error_response(400, "invalid batch request", _validation_details(exc))
+        return exc.response()
     batch_id = request.batch_id or uuid.uuid4().hex
     try:
         started = await submit_batch(client, request, batch_id)

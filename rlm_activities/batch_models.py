@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.step_models import RlmTask
 from shared.models import SHA256_HEX, Document, QueryOptions, Strict, TokenUsage
 from shared.payloads import TextRef
+from shared.step_models import RlmTask
 
 BATCH_ORCHESTRATOR = "rlm_batch"
 BATCH_QUEUE = "rlm-batch"

@@ -4,20 +4,20 @@ it, upload a corpus. Bad input gets a 4xx with a JSON body saying what is wrong.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from rlm_activities import services
+from rlm_activities.http_io import BadRequest, error_response, json_response, parse_body
 from rlm_activities.orchestrator import ORCHESTRATOR
-from shared.starting import root_task
 from rlm_activities.trace_html import render_trace_html
 from shared.corpus import CorpusError, load_index, render_documents, save_corpus
 from shared.models import Document, QueryRequest
+from shared.starting import root_task
 from shared.trace import trace_tree
 
 bp = df.Blueprint()
@@ -30,42 +30,14 @@ class CorpusUpload(BaseModel):
     text: str | None = Field(None, min_length=1)
 
 
-def error_response(status: int, message: str, details: Any = None) -> func.HttpResponse:
-    body = {"error": message} | ({"details": details} if details is not None else {})
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
-
-
-def json_response(body: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
-
-
-def _json_body(req: func.HttpRequest) -> Any:
-    try:
-        return json.loads(req.get_body() or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("the body is not valid JSON", str(exc)) from None
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.details = details
-
-
-def _validation_details(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(map(str, e["loc"])) or "(body)", "problem": e["msg"]} for e in exc.errors()]
-
-
 @bp.route(route="queries", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def start_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a query: 202 with the Durable status-query links."""
     try:
-        request = QueryRequest.model_validate(_json_body(req))
+        request = parse_body(req, QueryRequest, "query request")
     except BadRequest as exc:
-        return error_response(400, str(exc), exc.details)
-    except ValidationError as exc:
-        return error_response(400, "invalid query request", _validation_details(exc))
+        return exc.response()
     instance_id = uuid.uuid4().hex
     try:
         task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store())
@@ -124,15 +96,13 @@ async def upload_corpus(req: func.HttpRequest) -> func.HttpResponse:
         if (req.headers.get("content-type") or "").startswith("text/"):
             text, documents = req.get_body().decode("utf-8"), None
         else:
-            upload = CorpusUpload.model_validate(_json_body(req))
+            upload = parse_body(req, CorpusUpload, "corpus")
             if (upload.documents is None) == (upload.text is None):
                 raise BadRequest("give exactly one of 'documents' or 'text'")
             documents = upload.documents
             text = render_documents(documents) if documents else upload.text or ""
     except BadRequest as exc:
-        return error_response(400, str(exc), exc.details)
-    except ValidationError as exc:
-        return error_response(400, "invalid corpus", _validation_details(exc))
+        return exc.response()
     except UnicodeDecodeError:
         return error_response(400, "a text corpus must be UTF-8")
     if not text.strip():

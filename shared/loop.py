@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Generator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.models import QueryRequest, QueryResult, TokenUsage
 from shared.payloads import TextRef
+from shared.starting import root_task
 from shared.step_models import (
     CellSummary,
     FinishInput,
@@ -28,7 +29,6 @@ from shared.step_models import (
     RlmTask,
     SubAnswer,
 )
-from shared.starting import root_task
 from shared.steps import STEPS, Parts
 
 Steps = Generator[Any, Any, Any]
@@ -181,7 +181,7 @@ class LocalRuntime:
         self.on_progress = on_progress
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def step(self, name: str, payload: dict[str, Any]) -> Any:
         function = STEPS[name]

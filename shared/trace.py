@@ -3,7 +3,7 @@ retried activity overwrites its record instead of adding a second one."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -17,7 +17,7 @@ StepKind = Literal["generate", "execute", "resume", "leaf", "forced"]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class InstanceMeta(BaseModel):

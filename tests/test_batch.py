@@ -18,9 +18,9 @@ import pytest
 
 from rlm_activities import services
 from rlm_activities.batch_results import is_correct, percentile
-from tests.test_cli import cli_env
 from tests.support.model_server import ModelServer, ScriptedError, ScriptedRequest
 from tests.support.rlm import question_of, repl
+from tests.test_cli import cli_env
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(300)

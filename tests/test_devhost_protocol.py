@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,11 +14,10 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 from devhost import load_local_settings
 from devhost.client_api import aiohttp_route, input_text
 from devhost.functions import discover
-from devhost.history import (ActionType, EventType, build_context, event, execution_started,
-                             parse_reply)
+from devhost.history import ActionType, EventType, build_context, event, execution_started, parse_reply
 from tests.devhost_apps.toy_app import app
 
-T0 = datetime(2025, 1, 2, 3, 4, 5, 600000, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
 
 
 def test_discovery_finds_every_kind_of_function() -> None:

@@ -13,8 +13,8 @@ from shared.config import Settings
 from shared.llm import close_models
 from shared.loop import run_local
 from shared.models import QueryRequest, QueryResult
-from shared.steps import Parts
 from shared.step_models import Progress
+from shared.steps import Parts
 from tests.support.model_server import ModelServer, ScriptedRequest
 from tests.support.rlm import filler_corpus, is_leaf, question_of, repl
 

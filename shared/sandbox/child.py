@@ -97,7 +97,7 @@ def serve(cmd_fd: int, res_fd: int) -> None:
 
 def main(argv: list[str]) -> None:
     """Flags: --cmd-fd, --res-fd, --parent-pid, --memory-mb, --cpu-seconds."""
-    opts = dict(zip(argv[0::2], argv[1::2]))
+    opts = dict(zip(argv[0::2], argv[1::2], strict=True))
     harden(int(opts["--parent-pid"]), int(opts.get("--memory-mb", "0")), int(opts.get("--cpu-seconds", "0")))
     serve(int(opts["--cmd-fd"]), int(opts["--res-fd"]))
 

@@ -19,9 +19,10 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from shared.sandbox.base import CHILD_PATH, CellLimits, SandboxError, SessionLost, timeout_result
 from shared.sandbox.runtime import CONTEXT_FILE

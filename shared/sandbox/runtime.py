@@ -25,7 +25,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 CONTEXT_FILE = "context.txt"
 SUB_CONTEXT_PREFIX = "sub-"
@@ -199,7 +200,7 @@ class Repl:
                 else:
                     to_write.append((rid, question, text, sha))
                 ids.append(rid)
-        for rid, question, text, sha in to_write:
+        for _rid, _question, text, sha in to_write:
             if sha is not None:
                 path = os.path.join(self.session_dir, sub_context_file(sha))
                 if not os.path.exists(path):

@@ -71,9 +71,9 @@ async def run_query(
     from function_app import app
     from rlm_activities import services
     from rlm_activities.orchestrator import ORCHESTRATOR
-    from shared.starting import root_task
     from shared.llm import close_models
     from shared.models import QueryRequest
+    from shared.starting import root_task
 
     request = QueryRequest.model_validate(
         {"question": question, "corpus": corpus, "documents": documents, "options": options or {}}
