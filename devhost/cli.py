@@ -10,14 +10,16 @@ import os
 import re
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
 
 if TYPE_CHECKING:
     from rlm_activities.batch_models import BatchRequest, BatchSummary
+    from shared.config import Settings
 
 DEFAULT_STATE_DIR = Path(".rlm-state")
 MODEL_HELP = (
@@ -68,7 +70,7 @@ def prepare_environment(state_dir: Path) -> None:
     os.environ.setdefault("RLM_DATA_DIR", str(state_dir / "data"))
 
 
-def load_settings():
+def load_settings() -> Settings:
     from shared.config import get_settings
 
     try:
@@ -78,43 +80,71 @@ def load_settings():
         raise UsageError(f"invalid configuration: {problems}") from None
 
 
-async def ask(args: argparse.Namespace, console: Console) -> int:
+def configured_settings() -> Settings:
+    settings = load_settings()
+    if not settings.model_configured:
+        raise UsageError(MODEL_HELP)
+    return settings
+
+
+async def run_to_end(
+    args: argparse.Namespace,
+    console: Console,
+    *,
+    orchestrator: str,
+    instance_id: str,
+    label: str,
+    new_input: Callable[[], Any],
+    on_status: Callable[[Any], None],
+) -> Any | None:
+    """Start an instance (or resume it, or read how it ended) and wait for it. Returns its
+    output, or None after saying how it failed."""
     from devhost import EmbeddedHost
-    from devhost.progress import ProgressView, print_result
     from function_app import app
+    from shared.llm import close_models
+
+    try:
+        async with EmbeddedHost(app, state_dir=args.state_dir) as host:
+            if await host.get_status(instance_id) is None:
+                await host.start_new(orchestrator, input=new_input(), instance_id=instance_id)
+            elif not args.json:
+                console.print(f"[dim]{label} exists: resuming it or reading its result.[/dim]")
+            status = await host.wait_for_completion(instance_id, on_status=on_status)
+    finally:
+        await close_models()
+    if str(status.runtime_status) == "Completed":
+        return status.output
+    if args.json:
+        print(json.dumps({"id": instance_id, "status": str(status.runtime_status), "error": status.output}))
+    else:
+        console.print(f"[red]{label} ended {status.runtime_status}: {status.output}[/red]")
+    return None
+
+
+async def ask(args: argparse.Namespace, console: Console) -> int:
+    from devhost.progress import ProgressView, print_result
     from rlm_activities import services
     from rlm_activities.orchestrator import ORCHESTRATOR
-    from shared.llm import close_models
     from shared.models import QueryResult
     from shared.starting import root_task
     from shared.step_models import ROOT_INSTANCE_ID
 
-    settings = load_settings()
-    if not settings.model_configured:
-        raise UsageError(MODEL_HELP)
+    settings = configured_settings()
     instance_id = args.instance_id or uuid.uuid4().hex
     if not re.match(ROOT_INSTANCE_ID, instance_id):
         raise UsageError("--instance-id must be 4-64 letters, digits, '-' or '_', starting with a letter or digit")
-    try:
-        async with EmbeddedHost(app, state_dir=args.state_dir) as host:
-            if await host.get_status(instance_id) is None:
-                request = _request_from_args(args)
-                task = root_task(request, instance_id, settings, services.store())
-                await host.start_new(ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
-            elif not args.json:
-                console.print(f"[dim]Instance {instance_id} exists: resuming it or reading its result.[/dim]")
-            with ProgressView(Console(stderr=True), instance_id) as view:
-                status = await host.wait_for_completion(instance_id, on_status=lambda s: view.update(s.custom_status))
-    finally:
-        await close_models()
-    if str(status.runtime_status) != "Completed":
-        message = f"query {instance_id} ended {status.runtime_status}: {status.output}"
-        if args.json:
-            print(json.dumps({"instance_id": instance_id, "status": str(status.runtime_status), "error": status.output}))
-        else:
-            console.print(f"[red]{message}[/red]")
+
+    def new_input() -> dict[str, Any]:
+        return root_task(_request_from_args(args), instance_id, settings, services.store()).model_dump()
+
+    with ProgressView(Console(stderr=True), instance_id) as view:
+        output = await run_to_end(
+            args, console, orchestrator=ORCHESTRATOR, instance_id=instance_id, label=f"query {instance_id}",
+            new_input=new_input, on_status=lambda s: view.update(s.custom_status),
+        )  # fmt: skip
+    if output is None:
         return 1
-    result = QueryResult.model_validate(status.output)
+    result = QueryResult.model_validate(output)
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
@@ -141,47 +171,35 @@ def _request_from_args(args: argparse.Namespace):
 async def batch(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from devhost import EmbeddedHost
-    from function_app import app
     from rlm_activities import services
     from rlm_activities.batch import prepare_batch
     from rlm_activities.batch_models import BATCH_ID, BATCH_ORCHESTRATOR, BatchSummary, batch_instance_id, results_key
-    from shared.llm import close_models
 
-    settings = load_settings()
-    if not settings.model_configured:
-        raise UsageError(MODEL_HELP)
+    settings = configured_settings()
     batch_id = args.batch_id or uuid.uuid4().hex
     if not re.match(BATCH_ID, batch_id):
         raise UsageError("--batch-id must be 4-48 letters, digits, '-' or '_', starting with a letter or digit")
-    instance_id = batch_instance_id(batch_id)
     stderr = Console(stderr=True)
     columns = (TextColumn(f"batch {batch_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
-    try:
-        async with EmbeddedHost(app, state_dir=args.state_dir) as host:
-            if await host.get_status(instance_id) is None:
-                task = prepare_batch(_batch_from_args(args, batch_id), batch_id, settings, services.store())
-                await host.start_new(BATCH_ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
-            elif not args.json:
-                console.print(f"[dim]Batch {batch_id} exists: resuming it or reading its summary.[/dim]")
-            with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
-                shown = bar.add_task("", total=None, failed=0)
 
-                def show(status) -> None:
-                    if isinstance(status.custom_status, dict):
-                        counts = status.custom_status
-                        bar.update(shown, total=counts.get("total"), completed=counts.get("done", 0), failed=counts.get("failed", 0))
+    def new_input() -> dict[str, Any]:
+        return prepare_batch(_batch_from_args(args, batch_id), batch_id, settings, services.store()).model_dump()
 
-                status = await host.wait_for_completion(instance_id, on_status=show)
-    finally:
-        await close_models()
-    if str(status.runtime_status) != "Completed":
-        if args.json:
-            print(json.dumps({"batch_id": batch_id, "status": str(status.runtime_status), "error": status.output}))
-        else:
-            console.print(f"[red]batch {batch_id} ended {status.runtime_status}: {status.output}[/red]")
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+        shown = bar.add_task("", total=None, failed=0)
+
+        def show(status: Any) -> None:
+            if isinstance(status.custom_status, dict):
+                counts = status.custom_status
+                bar.update(shown, total=counts.get("total"), completed=counts.get("done", 0), failed=counts.get("failed", 0))
+
+        output = await run_to_end(
+            args, console, orchestrator=BATCH_ORCHESTRATOR, instance_id=batch_instance_id(batch_id),
+            label=f"batch {batch_id}", new_input=new_input, on_status=show,
+        )  # fmt: skip
+    if output is None:
         return 1
-    summary = BatchSummary.model_validate(status.output)
+    summary = BatchSummary.model_validate(output)
     if args.json:
         print(summary.model_dump_json(indent=2))
     else:

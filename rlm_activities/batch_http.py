@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
 from urllib.parse import urlsplit
 
 import azure.durable_functions as df
@@ -15,7 +14,7 @@ import azure.functions as func
 from rlm_activities import services
 from rlm_activities.batch import submit_batch
 from rlm_activities.batch_models import BatchRequest, batch_instance_id, results_key, summary_key
-from rlm_activities.http_io import BadRequest, error_response, json_response, parse_body
+from rlm_activities.http_io import BadRequest, error_response, instance_summary, json_response, parse_body
 from shared.corpus import CorpusError
 from shared.storage.base import BlobNotFound
 
@@ -29,8 +28,8 @@ def _links(req: func.HttpRequest, batch_id: str) -> dict[str, str]:
     return {
         "status_url": base,
         "results_url": f"{base}/results",
-        "results": f"{container}/{results_key(batch_id)}",
-        "summary": f"{container}/{summary_key(batch_id)}",
+        "results_blob": f"{container}/{results_key(batch_id)}",
+        "summary_blob": f"{container}/{summary_key(batch_id)}",
     }
 
 
@@ -62,16 +61,10 @@ async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
 async def get_batch(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Progress (done/total) while running; the summary and where the rows are when done."""
     batch_id = req.route_params.get("batch_id", "")
-    status = await client.get_status(batch_instance_id(batch_id))
-    if status is None or status.runtime_status is None:
+    summary = await instance_summary(client, batch_instance_id(batch_id), "summary")
+    if summary is None:
         return error_response(404, f"no batch with id {batch_id}")
-    state = status.runtime_status.value
-    body: dict[str, Any] = {"batch_id": batch_id, "status": state, "progress": status.custom_status, **_links(req, batch_id)}
-    if state == "Completed":
-        body["summary"] = status.output
-    elif state in ("Failed", "Terminated"):
-        body["error"] = status.output
-    return json_response(body)
+    return json_response({"batch_id": batch_id} | summary | _links(req, batch_id))
 
 
 @bp.route(route="batches/{batch_id}/results", methods=["GET"])

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, Field
 
 from rlm_activities import services
-from rlm_activities.http_io import BadRequest, error_response, json_response, parse_body
+from rlm_activities.http_io import BadRequest, error_response, instance_summary, json_response, parse_body
 from rlm_activities.orchestrator import ORCHESTRATOR
 from rlm_activities.trace_html import render_trace_html
 from shared.corpus import CorpusError, load_index, render_documents, save_corpus
@@ -52,16 +51,10 @@ async def start_query(req: func.HttpRequest, client: df.DurableOrchestrationClie
 async def get_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Progress while running; the result (or the error) when done."""
     instance_id = req.route_params.get("instance_id", "")
-    status = await client.get_status(instance_id)
-    if status is None or status.runtime_status is None:
+    summary = await instance_summary(client, instance_id, "result")
+    if summary is None:
         return error_response(404, f"no query with id {instance_id}")
-    state = status.runtime_status.value
-    body: dict[str, Any] = {"instance_id": instance_id, "status": state, "progress": status.custom_status}
-    if state == "Completed":
-        body["result"] = status.output
-    elif state in ("Failed", "Terminated"):
-        body["error"] = status.output
-    return json_response(body)
+    return json_response({"instance_id": instance_id} | summary)
 
 
 @bp.route(route="queries/{instance_id}/trace", methods=["GET"])

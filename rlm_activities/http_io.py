@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
@@ -49,3 +50,18 @@ def parse_body(req: func.HttpRequest, model: type[Model], what: str) -> Model:
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": ".".join(map(str, e["loc"])) or "(body)", "problem": e["msg"]} for e in exc.errors()]
+
+
+async def instance_summary(client: df.DurableOrchestrationClient, instance_id: str, output_key: str) -> dict[str, Any] | None:
+    """Status and progress of an instance, with its output under `output_key` once it
+    completed (or its error once it failed); None when there is no such instance."""
+    status = await client.get_status(instance_id)
+    if status is None or status.runtime_status is None:
+        return None
+    state = status.runtime_status.value
+    summary: dict[str, Any] = {"status": state, "progress": status.custom_status}
+    if state == "Completed":
+        summary[output_key] = status.output
+    elif state in ("Failed", "Terminated"):
+        summary["error"] = status.output
+    return summary

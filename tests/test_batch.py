@@ -249,7 +249,7 @@ def test_http_submits_a_batch_reads_status_and_rows_and_rejects_bad_bodies(rlm_e
     status = replies["status"]
     assert status["status"] == "Completed", status
     assert status["summary"]["count"] == 2 and status["summary"]["accuracy"] == 1.0
-    assert status["results"] == "results/via-http.jsonl" and status["progress"]["done"] == 2
+    assert status["results_blob"] == "results/via-http.jsonl" and status["progress"]["done"] == 2
     code, content_type, text = replies["rows"]
     assert code == 200 and content_type.startswith("application/x-ndjson")
     assert [json.loads(line)["answer"] for line in text.splitlines()] == ["Delta recorded -12 C", "Alpha recorded -5 C"]
