@@ -48,3 +48,14 @@ def azurite() -> Iterator[str]:
     """A connection string to a real Azurite (blob + queue) shared by the whole run."""
     with Azurite() as emulator:
         yield emulator.connection_string
+
+
+@pytest.fixture
+def rlm_env(model_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The function app's parts rebuilt over a per-test data dir; yields a state dir for a host."""
+    from rlm_activities import services
+
+    monkeypatch.setenv("RLM_DATA_DIR", str(tmp_path / "data"))
+    services.reset()
+    yield tmp_path / "state"
+    services.reset()

@@ -59,14 +59,6 @@ def five_questions(batch_id: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def rlm_env(model_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RLM_DATA_DIR", str(tmp_path / "data"))
-    services.reset()
-    yield tmp_path / "state"
-    services.reset()
-
-
 def with_host(state_dir: Path, body: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run `body(host)` inside an EmbeddedHost over the real function app."""
     from devhost import EmbeddedHost

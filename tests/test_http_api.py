@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from rlm_activities import services
 from shared.llm import close_models
 from tests.support.model_server import ModelServer, ScriptedRequest
 from tests.support.rlm import question_of, repl
@@ -29,14 +28,6 @@ GAUGE_SCRIPT = repl(
     "used_sections = [best.lstrip('# ').splitlines()[0]]\n"
     "Final = used_sections[0]"
 )
-
-
-@pytest.fixture
-def api_env(model_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("RLM_DATA_DIR", str(tmp_path / "data"))
-    services.reset()
-    yield tmp_path / "state"
-    services.reset()
 
 
 def serve_app(state_dir: Path, body: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
@@ -68,7 +59,7 @@ async def poll(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
         await asyncio.sleep(0.05)
 
 
-def test_start_poll_result_and_trace(api_env: Path, model_server: ModelServer) -> None:
+def test_start_poll_result_and_trace(rlm_env: Path, model_server: ModelServer) -> None:
     model_server.set_script(GAUGE_SCRIPT)
 
     async def body(client: httpx.AsyncClient):
@@ -81,7 +72,7 @@ def test_start_poll_result_and_trace(api_env: Path, model_server: ModelServer) -
         html = await client.get(f"/api/queries/{links['id']}/trace", params={"format": "html"})
         return status, query, trace, html
 
-    status, query, trace, html = serve_app(api_env, body)
+    status, query, trace, html = serve_app(rlm_env, body)
     assert status["runtimeStatus"] == "Completed"
     assert query["status"] == "Completed"
     assert query["result"]["answer"] == "Ridge"
@@ -103,18 +94,18 @@ def test_start_poll_result_and_trace(api_env: Path, model_server: ModelServer) -
         (b'{"question": "q", "corpus_id": "not-a-hash"}', "corpus_id"),
     ],
 )
-def test_bad_query_bodies_get_400_with_reason(api_env: Path, model_server: ModelServer, body: bytes, problem: str) -> None:
+def test_bad_query_bodies_get_400_with_reason(rlm_env: Path, model_server: ModelServer, body: bytes, problem: str) -> None:
     async def post(client: httpx.AsyncClient):
         return await client.post("/api/queries", content=body, headers={"content-type": "application/json"})
 
-    response = serve_app(api_env, post)
+    response = serve_app(rlm_env, post)
     assert response.status_code == 400
     assert problem in response.text
     assert "error" in response.json()
     assert not model_server.calls
 
 
-def test_unknown_ids_get_404(api_env: Path, model_server: ModelServer) -> None:
+def test_unknown_ids_get_404(rlm_env: Path, model_server: ModelServer) -> None:
     async def body(client: httpx.AsyncClient):
         return [
             await client.post("/api/queries", json={"question": "q", "corpus_id": "0" * 64}),
@@ -123,12 +114,12 @@ def test_unknown_ids_get_404(api_env: Path, model_server: ModelServer) -> None:
             await client.post("/api/queries/nope-1234/cancel"),
         ]
 
-    responses = serve_app(api_env, body)
+    responses = serve_app(rlm_env, body)
     assert [r.status_code for r in responses] == [404, 404, 404, 404]
     assert all("error" in r.json() for r in responses)
 
 
-def test_uploaded_corpus_is_queried_by_id(api_env: Path, model_server: ModelServer) -> None:
+def test_uploaded_corpus_is_queried_by_id(rlm_env: Path, model_server: ModelServer) -> None:
     model_server.set_script(GAUGE_SCRIPT)
     text = "\n\n".join(f"## {d['title']}\n{d['content']}" for d in DOCUMENTS)
 
@@ -140,14 +131,14 @@ def test_uploaded_corpus_is_queried_by_id(api_env: Path, model_server: ModelServ
         status = await poll(client, started.json()["statusQueryGetUri"])
         return uploaded, again, empty, status
 
-    uploaded, again, empty, status = serve_app(api_env, body)
+    uploaded, again, empty, status = serve_app(rlm_env, body)
     assert uploaded.status_code == 201 and uploaded.json()["sections"] == 2
     assert again.json()["corpus_id"] == uploaded.json()["corpus_id"]
     assert empty.status_code == 400
     assert status["output"]["answer"] == "Ridge"
 
 
-def test_cancel_a_running_query(api_env: Path, model_server: ModelServer) -> None:
+def test_cancel_a_running_query(rlm_env: Path, model_server: ModelServer) -> None:
     asked = threading.Event()
     release = threading.Event()
 
@@ -168,7 +159,7 @@ def test_cancel_a_running_query(api_env: Path, model_server: ModelServer) -> Non
         twice = await client.post(f"/api/queries/{started['id']}/cancel")
         return cancelled, status, twice
 
-    cancelled, status, twice = serve_app(api_env, body)
+    cancelled, status, twice = serve_app(rlm_env, body)
     assert cancelled.status_code == 202
     assert status["runtimeStatus"] == "Terminated"
     assert twice.status_code == 409

@@ -19,14 +19,6 @@ from tests.support.rlm import filler_corpus, is_forced, is_leaf, iteration_of, q
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture
-def rlm_env(model_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RLM_DATA_DIR", str(tmp_path / "data"))
-    services.reset()
-    yield tmp_path / "state"
-    services.reset()
-
-
 def completed(status) -> QueryResult:
     assert str(status.runtime_status) == "Completed", status.output
     return QueryResult.model_validate(status.output)
