@@ -214,6 +214,11 @@ class Engine:
     def _finish(self, row: InstanceRow, reply: OrchestratorReply, decided: list[StoredEvent],
                 consumed: list[int], now: datetime) -> None:
         """Commit the episode, then dispatch what it scheduled and tell the parent."""
+        current = self.store.get_instance(row.instance_id)
+        if current is not None and current.status in TERMINAL:
+            # Terminated while the orchestrator ran: the episode's decisions are void.
+            self.store.commit_episode(current, [], consumed)
+            return
         continue_as_new = next((a for a in reply.flat_actions()
                                 if a.get("actionType") == ActionType.CONTINUE_AS_NEW), None)
         if reply.custom_status is not None:

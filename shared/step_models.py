@@ -21,7 +21,7 @@ class RlmTask(BaseModel):
 
     question: TextRef
     corpus_id: str
-    root_id: str
+    root_id: str = Field(pattern=ROOT_INSTANCE_ID)
     parent_id: str | None = None
     depth: int = Field(0, ge=0)
     max_depth: int = Field(ge=0)

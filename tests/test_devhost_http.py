@@ -101,6 +101,7 @@ def test_client_raise_event_and_management_api(tmp_path: Path) -> None:
                     assert r.status == 202
                 async with session.post(f"{api}/instances/h2/terminate?reason=stop") as r:
                     terminate = r.status
+                await host.wait_for_completion("h2", timeout=WAIT)  # termination is asynchronous, as in Azure
                 async with session.post(f"{api}/instances/h2/terminate?reason=stop") as r:
                     again = r.status
                 async with session.get(f"{api}/instances/nope") as r:

@@ -144,7 +144,7 @@ def test_failed_sub_query_leaves_parent_complete_with_error_in_trace(rlm_env: Pa
     assert good == "fine"
     assert bad.startswith("[query failed:")
     traces = TraceStore(services.store())
-    failed = [traces.result("q1", m.instance_id) for m in traces.metas("q1") if m.question == "bad child"]
+    failed = [traces.result("query-1", m.instance_id) for m in traces.metas("query-1") if m.question == "bad child"]
     assert failed and failed[0] is not None and failed[0].failed and failed[0].error
 
 

@@ -39,6 +39,7 @@ class ACAServer:
         self.locks: dict[str, threading.Lock] = {}
         self.faults: list[tuple[int, float | None]] = []
         self.log: list[tuple[str, str, int]] = []
+        self.identifiers: set[str] = set()
         self.guard = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
@@ -136,6 +137,7 @@ def _handler(server: ACAServer) -> type[BaseHTTPRequestHandler]:
             identifier = query.get("identifier", "")
             if "api-version" not in query or not IDENTIFIER.match(identifier):
                 return self._json(400, {"error": "api-version and a valid identifier are required"})
+            server.identifiers.add(identifier)
             path = url.path
             if self.command == "POST" and path in ("/executions", "/code/execute"):
                 return self._execute(identifier, json.loads(body), legacy=query["api-version"] == LEGACY_API_VERSION)

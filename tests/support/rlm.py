@@ -63,7 +63,7 @@ async def run_query(
     corpus: str | None = None,
     documents: list[dict[str, Any]] | None = None,
     options: dict[str, Any] | None = None,
-    instance_id: str = "q1",
+    instance_id: str = "query-1",
     on_host: Callable[[Any, str], None] | None = None,
 ) -> tuple[Any, Any]:
     """Start a query in an EmbeddedHost over the real function app; return (status, host)."""
