@@ -79,7 +79,12 @@ async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
     if status.runtime_status.value not in ("Running", "Pending"):
         return error_response(409, f"query {instance_id} is {status.runtime_status.value}, not running")
     await client.terminate(instance_id, "cancelled by the user")
-    return json_response({"instance_id": instance_id, "status": "Terminating"}, status=202)
+    # Durable does not cascade a termination: stop the sub-queries too, or they go on
+    # calling the model for an answer nobody will read.
+    metas = await asyncio.to_thread(services.traces().metas, instance_id)
+    children = [m.instance_id for m in metas if m.instance_id != instance_id]
+    await asyncio.gather(*(client.terminate(child, f"query {instance_id} was cancelled") for child in children))
+    return json_response({"instance_id": instance_id, "status": "Terminating", "sub_queries": len(children)}, status=202)
 
 
 @bp.route(route="corpora", methods=["POST"])

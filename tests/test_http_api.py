@@ -138,28 +138,33 @@ def test_uploaded_corpus_is_queried_by_id(rlm_env: Path, model_server: ModelServ
     assert status["output"]["answer"] == "Ridge"
 
 
-def test_cancel_a_running_query(rlm_env: Path, model_server: ModelServer) -> None:
-    asked = threading.Event()
+def test_cancel_stops_a_query_and_its_sub_queries(rlm_env: Path, model_server: ModelServer) -> None:
+    both_asking = threading.Barrier(3, timeout=60)
     release = threading.Event()
 
     def script(request: ScriptedRequest):
-        if question_of(request) == "slow":
-            asked.set()
-            release.wait(60)
+        if question_of(request) == "fan out":
+            return repl("Final = ' '.join(rlm_query_batch(['slow a', 'slow b']))")
+        both_asking.wait()
+        release.wait(60)
         return repl("print('still going')")
 
     model_server.set_script(script)
 
     async def body(client: httpx.AsyncClient):
-        started = (await client.post("/api/queries", json={"question": "slow", "corpus": "## a\nb"})).json()
-        await asyncio.to_thread(asked.wait, 60)
+        started = (await client.post("/api/queries", json={"question": "fan out", "corpus": "## a\nb"})).json()
+        await asyncio.to_thread(both_asking.wait)
         cancelled = await client.post(f"/api/queries/{started['id']}/cancel")
         release.set()
-        status = await poll(client, started["statusQueryGetUri"])
+        root = await poll(client, started["statusQueryGetUri"])
+        children = [
+            await poll(client, started["statusQueryGetUri"].replace(started["id"], f"{started['id']}-1-{k}")) for k in (0, 1)
+        ]
         twice = await client.post(f"/api/queries/{started['id']}/cancel")
-        return cancelled, status, twice
+        return cancelled, root, children, twice
 
-    cancelled, status, twice = serve_app(rlm_env, body)
-    assert cancelled.status_code == 202
-    assert status["runtimeStatus"] == "Terminated"
+    cancelled, root, children, twice = serve_app(rlm_env, body)
+    assert cancelled.status_code == 202 and cancelled.json()["sub_queries"] == 2
+    assert root["runtimeStatus"] == "Terminated"
+    assert [c["runtimeStatus"] for c in children] == ["Terminated", "Terminated"]
     assert twice.status_code == 409
