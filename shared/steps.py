@@ -8,6 +8,7 @@ deterministic, cells are idempotent by id, and corpora are content-addressed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,9 @@ from shared.trace import InstanceMeta, StepKind, StepRecord, TraceStore, turns_f
 
 LEAF_CONTEXT_CHARS = 200_000
 RESULT_ANSWER_INLINE = 16_000
+
+# One line per step, keyed by instance id: what operators search in Application Insights.
+log = logging.getLogger("rlm.steps")
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,11 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         usage=usage,
     )
     await asyncio.to_thread(parts.traces.write_step, p.task.root_id, record)
+    log.info(
+        "generate instance=%s depth=%d iteration=%d model=%s tokens=%d+%d code=%s final=%s",
+        p.instance_id, p.task.depth, p.iteration, p.task.model, usage.prompt_tokens, usage.completion_tokens,
+        code is not None, final is not None,
+    )  # fmt: skip
     final_ref = await asyncio.to_thread(TextRef.of, final, parts.store) if final is not None else None
     return GenerateOutput(has_code=code is not None, final=final_ref, usage=usage).model_dump()
 
@@ -163,6 +172,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         text = reply.text
         usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
     except ModelError as exc:
+        log.warning("leaf instance=%s request=%s failed: %s", p.instance_id, p.request_id, exc)
         error = str(exc)
         text, usage = f"[{p.kind}_query failed: {error}]", TokenUsage(model_calls=1)
     record = StepRecord(
@@ -207,6 +217,10 @@ def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     )
     parts.traces.write_result(p.task.root_id, result)
     parts.executor.close(p.instance_id)
+    log.info(
+        "finish instance=%s outcome=%s iterations=%d sub_queries=%d seconds=%.1f",
+        p.instance_id, p.outcome, p.iterations, p.sub_queries, result.duration_seconds,
+    )  # fmt: skip
     return result.model_dump()
 
 
@@ -227,6 +241,10 @@ def _record_cell(
         instance_id=p.instance_id, step=p.step, iteration=p.iteration, kind=kind, started_at=started, cell=cell, answers=answers
     )
     parts.traces.write_step(p.task.root_id, record)
+    log.info(
+        "%s instance=%s iteration=%d cell=%s status=%s pending=%d output_chars=%d",
+        kind, p.instance_id, p.iteration, cell.cell_id, cell.status, len(cell.pending), len(cell.stdout) + len(cell.stderr),
+    )  # fmt: skip
 
 
 def _summarize(parts: Parts, instance_id: str, cell: CellResult) -> CellSummary:

@@ -4,6 +4,7 @@ the scripted model and the local sandbox."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 
@@ -34,7 +35,10 @@ def answer(settings: Settings, tmp_path: Path, request: QueryRequest, progress: 
     return asyncio.run(main())
 
 
-def test_needle_in_a_10mb_corpus_without_durable(model_env: Settings, tmp_path: Path, model_server: ModelServer) -> None:
+def test_needle_in_a_10mb_corpus_without_durable(
+    model_env: Settings, tmp_path: Path, model_server: ModelServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rlm.steps")
     needle = "OKAPI-9310"
     model_server.set_script(repl('import re\nFinal = re.search(r"secret code is (\\S+)\\.", context).group(1)'))
     corpus = filler_corpus(10_000_000, needle=needle)
@@ -44,6 +48,7 @@ def test_needle_in_a_10mb_corpus_without_durable(model_env: Settings, tmp_path: 
     assert result.iterations == 1 and not result.forced and not result.failed
     assert len(model_server.calls) == 1
     assert [p.phase for _, p in progress][-1] == "done"
+    assert "finish instance=local-1 outcome=final iterations=1" in caplog.text  # what operators search for
 
 
 def test_batch_of_eight_sub_queries_without_durable(model_env: Settings, tmp_path: Path, model_server: ModelServer) -> None:
