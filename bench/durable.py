@@ -148,13 +148,13 @@ async def iterations(probe: Probe, root: Path, n: int) -> tuple[dict[str, float]
         await run_once(root / f"iter{n}" / "warm", "warm up", "warm", {"max_iterations": 1})
         probe.reset()
         mark = len(server.calls)
-        wall = await run_once(root / f"iter{n}" / "state", "count to n", f"it{n}", {"max_iterations": n})
+        wall = await run_once(root / f"iter{n}" / "state", "count to n", f"iterations-{n}", {"max_iterations": n})
         model = model_seconds(server, mark)
         generate = sum(probe.activities.get("generate_step", []))
         copilot = sum(probe.activities.get("copilot_complete", []))
         execute = sum(probe.activities.get("execute_cell", []))
         episodes = [s for _, s in probe.episodes]
-        context = probe.last_context[f"it{n}"]
+        context = probe.last_context[f"iterations-{n}"]
     replays = []
     for _ in range(REPLAYS):
         started = time.perf_counter()
@@ -191,7 +191,7 @@ async def fan_out(probe: Probe, root: Path, k: int) -> dict[str, float]:
         server.set_latency(FANOUT_LATENCY)
         probe.reset()
         mark = len(server.calls)
-        wall = await run_once(root / f"fan{k}" / "state", "fan out", f"fan{k}", {"max_depth": 1, "max_iterations": 3})
+        wall = await run_once(root / f"fan{k}" / "state", "fan out", f"fan-out-{k}", {"max_depth": 1, "max_iterations": 3})
         calls = len(server.calls) - mark
         overlap = server.max_overlap()  # the warm-up made one call, so the peak is this run's
     ideal = 3 * FANOUT_LATENCY

@@ -10,7 +10,7 @@ from shared.config import Settings
 from shared.corpus import load_index, render_documents, save_corpus
 from shared.models import QueryRequest
 from shared.payloads import TextRef
-from shared.step_models import RlmTask
+from shared.step_models import QUESTION_INLINE, RlmTask
 from shared.storage.base import BlobStore
 
 
@@ -27,7 +27,7 @@ def store_request_corpus(request: QueryRequest, store: BlobStore) -> str:
 def root_task(request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore) -> RlmTask:
     options = request.options
     return RlmTask(
-        question=TextRef.of(request.question, store),
+        question=TextRef.of(request.question, store, limit=QUESTION_INLINE),
         corpus_id=store_request_corpus(request, store),
         root_id=instance_id,
         max_depth=settings.max_depth if options.max_depth is None else options.max_depth,

@@ -22,6 +22,7 @@ from shared.prompts import LEAF_SYSTEM_PROMPT, ROOT_SYSTEM_PROMPT, render_leaf_m
 from shared.protocol import parse_reply
 from shared.sandbox import SandboxExecutor, make_executor
 from shared.step_models import (
+    QUESTION_INLINE,
     CellSummary,
     ExecuteInput,
     FinishInput,
@@ -254,7 +255,7 @@ def _summarize(parts: Parts, instance_id: str, cell: CellResult) -> CellSummary:
         corpus_id = None
         if request.sub_context_file:
             corpus_id = save_corpus(parts.store, parts.executor.read_sub_context(instance_id, request.sub_context_file))
-        question = TextRef.of(request.question, parts.store)
+        question = TextRef.of(request.question, parts.store, limit=QUESTION_INLINE)
         pending.append(PendingRef(id=request.id, kind=request.kind, question=question, corpus_id=corpus_id))
     final = TextRef.of(cell.final, parts.store) if cell.final is not None else None
     return CellSummary(status=cell.status, pending=pending, final=final, used_sections=cell.used_sections[:500])

@@ -160,3 +160,15 @@ def _largest_payload(histories: dict[str, list]) -> int:
                     largest = max(largest, len(json.dumps(value).encode("utf-8")))
     assert largest > 0, "history carried no payloads: the check would prove nothing"
     return largest
+
+
+def test_a_long_question_travels_by_reference(rlm_env: Path, model_server: ModelServer) -> None:
+    question = "Which section mentions " + "the harbor gauge and " * 150 + "nothing else?"
+    model_server.set_script(lambda r: repl(f"Final = str({len(question_of(r))})"))
+    histories: dict[str, list] = {}
+    status, _ = asyncio.run(
+        run_query(rlm_env, question=question, corpus=filler_corpus(2000),
+                  on_host=lambda host, iid: histories.update({iid: host.history(iid)}))
+    )
+    assert completed(status).answer == str(len(question))  # the model saw all of it
+    assert len(question) > 3000 and _largest_payload(histories) < 3000  # history carried a key and a preview
