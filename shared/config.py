@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_depth: int = Field(2, ge=0, le=10, alias="RLM_MAX_DEPTH")
     sub_max_iterations: int = Field(10, ge=1, le=200, alias="RLM_SUB_MAX_ITERATIONS")
     truncate_chars: int = Field(2000, ge=100, le=200_000, alias="RLM_TRUNCATE_CHARS")
+    # Generated code decides how many sub-queries a cell asks for; each one below max depth
+    # is a sandbox session, so a fan-out runs in waves of at most this many.
+    max_parallel_subqueries: int = Field(16, ge=1, le=256, alias="RLM_MAX_PARALLEL_SUBQUERIES")
 
     # Sandbox limits, per cell.
     cell_timeout_seconds: float = Field(120.0, gt=0, le=3600, alias="RLM_CELL_TIMEOUT_SECONDS")

@@ -134,7 +134,16 @@ class RlmLoop:
         return summary
 
     def _fan_out(self, iteration: int, pending: list[PendingRef], first: int) -> Steps:
-        """Every pending request at once: sub-queries below max depth, else single calls."""
+        """The pending requests in parallel, in waves of at most `max_parallel`."""
+        answers: dict[str, Any] = {}
+        width = self.task.max_parallel
+        for start in range(0, len(pending), width):
+            wave = pending[start : start + width]
+            answers |= yield from self._wave(iteration, wave, first + start)
+        return answers
+
+    def _wave(self, iteration: int, pending: list[PendingRef], first: int) -> Steps:
+        """Requests at once: sub-queries below max depth, else single calls."""
         work = []
         for k, request in enumerate(pending, start=first):
             if request.kind == "rlm" and self.task.depth < self.task.max_depth:

@@ -34,6 +34,7 @@ def root_task(request: QueryRequest, instance_id: str, settings: Settings, store
         max_iterations=options.max_iterations or settings.max_iterations,
         sub_max_iterations=options.sub_max_iterations or settings.sub_max_iterations,
         truncate_chars=options.truncate_chars or settings.truncate_chars,
+        max_parallel=settings.max_parallel_subqueries,
         root_model=options.root_model or settings.root_model,
         sub_model=options.sub_model or settings.sub_model,
     )

@@ -31,6 +31,7 @@ class RlmTask(BaseModel):
     max_iterations: int = Field(ge=1)
     sub_max_iterations: int = Field(ge=1)
     truncate_chars: int = Field(ge=100)
+    max_parallel: int = Field(16, ge=1)
     root_model: str
     sub_model: str
 

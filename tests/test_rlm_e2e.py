@@ -172,3 +172,24 @@ def test_a_long_question_travels_by_reference(rlm_env: Path, model_server: Model
     )
     assert completed(status).answer == str(len(question))  # the model saw all of it
     assert len(question) > 3000 and _largest_payload(histories) < 3000  # history carried a key and a preview
+
+
+def test_a_wide_fan_out_runs_in_waves(rlm_env: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLM_MAX_PARALLEL_SUBQUERIES", "2")
+    services.reset()
+
+    def script(request: ScriptedRequest):
+        if question_of(request) == "wide":
+            return repl("Final = ','.join(rlm_query_batch([f'part {i}' for i in range(5)]))")
+        return repl(f"Final = {question_of(request)!r}[-1]")
+
+    model_server.set_script(script)
+    histories: dict[str, list] = {}
+    status, _ = asyncio.run(
+        run_query(rlm_env, question="wide", corpus=filler_corpus(2000), options={"max_depth": 1},
+                  on_host=lambda host, iid: histories.update({iid: host.history(iid)}))
+    )
+    assert completed(status).answer == "0,1,2,3,4"
+    created, finished = 7, 8  # SubOrchestrationInstanceCreated, SubOrchestrationInstanceCompleted
+    children = [e["EventType"] for e in histories["query-1"] if e["EventType"] in (created, finished)]
+    assert children == [created, created, finished, finished, created, created, finished, finished, created, finished]
