@@ -1,5 +1,5 @@
 """`python -m devhost`: ask a question over a file or folder, run a batch of questions,
-or serve the HTTP API, with the function app hosted in-process."""
+show a query's trace, or serve the HTTP API, with the function app hosted in-process."""
 
 from __future__ import annotations
 
@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where histories, corpora and results live")
     batch.add_argument("--concurrency", type=int, help="queries running at once (default RLM_BATCH_CONCURRENCY)")
     batch.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    trace = commands.add_parser("trace", help="show a query's recursion tree with every step")
+    trace.add_argument("instance_id", help="the query's instance id (printed by ask)")
+    trace.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    trace.add_argument("--html", type=Path, help="write a readable HTML page of the trace to this file")
+    trace.add_argument("--json", action="store_true", help="print the whole trace tree as JSON")
 
     serve = commands.add_parser("serve", help="serve the app's HTTP API like `func start`")
     serve.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -251,6 +257,26 @@ def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
     console.print(f"Rows (JSONL, one per question): {rows}", soft_wrap=True, markup=False, highlight=False)
 
 
+async def trace(args: argparse.Namespace, console: Console) -> int:
+    from devhost.trace_view import print_trace
+    from rlm_activities import services
+    from rlm_activities.trace_html import render_trace_html
+    from shared.trace import trace_tree
+
+    load_settings()
+    tree = trace_tree(services.traces(), args.instance_id)
+    if tree is None:
+        raise UsageError(f"no trace for query {args.instance_id} in {args.state_dir}")
+    if args.html:
+        args.html.write_text(render_trace_html(tree), encoding="utf-8")
+        console.print(f"wrote {args.html}")
+    elif args.json:
+        print(tree.model_dump_json(indent=2))
+    else:
+        print_trace(console, tree)
+    return 0
+
+
 async def serve(args: argparse.Namespace, console: Console) -> int:
     from devhost import EmbeddedHost
     from function_app import app
@@ -267,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         prepare_environment(args.state_dir)
-        command = {"ask": ask, "batch": batch, "serve": serve}[args.command]
+        command = {"ask": ask, "batch": batch, "trace": trace, "serve": serve}[args.command]
         return asyncio.run(command(args, console))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

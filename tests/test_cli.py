@@ -38,6 +38,11 @@ def ask(tmp_path: Path, server: ModelServer | None, *args: str, **popen) -> subp
     )
 
 
+def trace(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "devhost", "trace", *args, "--state-dir", str(tmp_path / "state")]
+    return subprocess.run(command, cwd=tmp_path, env=cli_env(tmp_path, None) | {"COLUMNS": "200"}, capture_output=True, text=True, timeout=60)
+
+
 def finish(process: subprocess.Popen) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=240)
     return process.returncode, out, err
@@ -83,6 +88,15 @@ def test_ask_answers_over_the_sample_with_sources(tmp_path: Path, repo_on_path: 
     code, out, err = finish(ask(tmp_path, model_server, "--corpus", str(SAMPLE), "--question", "Coldest?"))
     assert code == 0, out + err
     assert "-21.4 C at Ridge Station" in out and "Sources:" in out
+
+    shown = trace(tmp_path, result["instance_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "generate" in shown.stdout and "execute #3 it 1 done" in shown.stdout and "answer -21.4 C" in shown.stdout
+    page = tmp_path / "trace.html"
+    assert trace(tmp_path, result["instance_id"], "--html", str(page)).returncode == 0
+    assert "Coldest?" in page.read_text(encoding="utf-8")
+    missing = trace(tmp_path, "no-such-query")
+    assert missing.returncode == 2 and "no trace for query no-such-query" in missing.stderr
 
 
 def test_killed_ask_resumes_without_repeating_completed_iterations(
