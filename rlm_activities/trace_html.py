@@ -32,17 +32,22 @@ def _node(node: TraceNode) -> str:
         f"<p><b>Question:</b> {escape(meta.question)}</p>",
     ]
     parts += [_step(s) for s in node.steps]
+    parts += [_node(child) for child in node.children]
     if result is not None:
         parts.append(f"<p><b>Answer:</b></p><pre>{escape(result.answer)}</pre>")
         if result.error:
             parts.append(f"<p class='err'>{escape(result.error)}</p>")
-    parts += [_node(child) for child in node.children]
     parts.append("</details>")
     return "".join(parts)
 
 
 def _step(step: StepRecord) -> str:
     head = f"<span class='kind'>{step.kind}</span> · step {step.step} · iteration {step.iteration}"
+    if step.usage is not None:
+        head += f" · <span class='dim'>{escape(step.model or '')}, {step.usage.prompt_tokens}+{step.usage.completion_tokens} tokens</span>"
+    if step.cell is not None:
+        pending = f", {len(step.cell.pending)} sub-queries pending" if step.cell.pending else ""
+        head += f" · <span class='dim'>{step.cell.status}{pending}</span>"
     body = []
     if step.reply is not None:
         body.append(f"<pre>{escape(step.reply)}</pre>")
