@@ -41,6 +41,7 @@ class ProgressView:
         table.add_row(Text("RLM", style="bold cyan"), Text(self.instance_id, style="dim"))
         table.add_row("phase", str(status.get("phase", "starting")))
         table.add_row("iteration", f"{status.get('iteration', 0)} / {status.get('max_iterations', '?')}")
+        table.add_row("depth", f"{status.get('depth', 0)} (sub-queries recurse to depth {status.get('max_depth', '?')})")
         table.add_row("sub-queries", f"{status.get('sub_queries_running', 0)} running, {status.get('sub_queries_done', 0)} done")
         table.add_row("tokens", str(status.get("tokens", 0)))
         return table

@@ -66,7 +66,9 @@ class RlmLoop:
         self.usage: dict[str, TokenUsage] = {}
         self.sub_queries = 0
         self.used_sections: list[str] = []
-        self.progress = Progress(phase="starting", depth=task.depth, iteration=0, max_iterations=task.max_iterations)
+        self.progress = Progress(
+            phase="starting", depth=task.depth, max_depth=task.max_depth, iteration=0, max_iterations=task.max_iterations
+        )
 
     def run(self) -> Steps:
         """The root returns a QueryResult (or raises QueryFailed); sub-queries return a

@@ -136,6 +136,7 @@ class Progress(BaseModel):
 
     phase: str
     depth: int
+    max_depth: int
     iteration: int
     max_iterations: int
     sub_queries_running: int = 0
