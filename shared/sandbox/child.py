@@ -50,6 +50,24 @@ class Kernel:
         return {"ok": ok, "stdout": out, "stderr": err, "result": result}
 
 
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+
+
+def isolate_network() -> bool:
+    """Move into a private user + network namespace: generated code then has no network at
+    all, not even loopback, so it cannot send the corpus anywhere (ACA pools get the same
+    with egress disabled). Needs unprivileged user namespaces; where the kernel refuses,
+    the sandbox runs without them and says so in its init reply."""
+    uid, gid = os.getuid(), os.getgid()
+    if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        return False
+    for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"), ("/proc/self/gid_map", f"{gid} {gid} 1")):
+        with open(path, "w") as handle:
+            handle.write(text)
+    return True
+
+
 def harden(parent_pid: int, memory_mb: int, cpu_seconds: int) -> None:
     """Die with the parent and cap address space and CPU, from inside the child (no preexec_fn in a threaded parent)."""
     try:
@@ -65,7 +83,7 @@ def harden(parent_pid: int, memory_mb: int, cpu_seconds: int) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
 
-def serve(cmd_fd: int, res_fd: int) -> None:
+def serve(cmd_fd: int, res_fd: int, network_isolated: bool) -> None:
     """Command loop: one JSON object per line in on `cmd_fd`, one per line out on `res_fd`."""
     repl: Repl | None = None
     kernel: Kernel | None = None
@@ -76,7 +94,9 @@ def serve(cmd_fd: int, res_fd: int) -> None:
                 op = msg["op"]
                 if op == "init":
                     repl = Repl(os.getcwd(), msg.get("context_file", CONTEXT_FILE), msg.get("output_max_chars", 1_000_000))
-                    reply: dict[str, Any] = {"ok": True, "context_chars": len(repl.globals["context"])}
+                    reply: dict[str, Any] = {
+                        "ok": True, "context_chars": len(repl.globals["context"]), "network_isolated": network_isolated,
+                    }  # fmt: skip
                 elif op == "execute" and repl is not None:
                     reply = repl.execute(msg["cell_id"], msg["code"], msg.get("answers"), msg.get("timeout", 120.0))
                 elif op == "resume" and repl is not None:
@@ -99,7 +119,7 @@ def main(argv: list[str]) -> None:
     """Flags: --cmd-fd, --res-fd, --parent-pid, --memory-mb, --cpu-seconds."""
     opts = dict(zip(argv[0::2], argv[1::2], strict=True))
     harden(int(opts["--parent-pid"]), int(opts.get("--memory-mb", "0")), int(opts.get("--cpu-seconds", "0")))
-    serve(int(opts["--cmd-fd"]), int(opts["--res-fd"]))
+    serve(int(opts["--cmd-fd"]), int(opts["--res-fd"]), isolate_network())
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ that the process never outlives the service.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import select
@@ -28,6 +29,7 @@ from shared.sandbox.base import CHILD_PATH, CellLimits, SandboxError, SessionLos
 from shared.sandbox.runtime import CONTEXT_FILE
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+log = logging.getLogger("rlm.sandbox")
 INIT_TIMEOUT_SECONDS = 300.0
 
 
@@ -181,6 +183,8 @@ class LocalBackend:
         if reply is None:
             self.stop(session_id)
             raise SandboxError(f"sandbox for {session_id} did not load its context in {INIT_TIMEOUT_SECONDS:g} s")
+        if not reply.get("network_isolated"):
+            log.warning("sandbox %s shares the host's network: this kernel refused a private network namespace", session_id)
 
     def process(self, session_id: str) -> SandboxProcess | None:
         with self._lock:

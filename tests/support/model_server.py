@@ -174,6 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
         delay = state.latency(request) if callable(state.latency) else state.latency
         if delay > 0:
             time.sleep(delay)
+        # Recorded before replying: a client may look at the log as soon as it has the reply.
+        call.answered = time.monotonic()
         if isinstance(reply, ScriptedError):
             call.status = reply.status
             self._json(reply.status, {"error": {"message": reply.message, "type": "scripted_error", "code": reply.status}})
@@ -184,7 +186,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stream(request, reply)
             else:
                 self._json(200, _completion(request, reply))
-        call.answered = time.monotonic()
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
