@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.models import SHA256_HEX, Document, QueryOptions, Strict, TokenUsage
+from shared.models import CorpusSource, QueryOptions, Strict, TokenUsage
 from shared.payloads import TextRef
 from shared.step_models import RlmTask
 
@@ -52,13 +52,10 @@ class BatchQuestion(Strict):
     expected: str | None = Field(None, max_length=20_000)
 
 
-class BatchRequest(Strict):
+class BatchRequest(CorpusSource):
     """A batch: one corpus (exactly one source), questions, and options for every query."""
 
     batch_id: str | None = Field(None, pattern=BATCH_ID)
-    corpus: str | None = Field(None, min_length=1)
-    documents: list[Document] | None = Field(None, min_length=1)
-    corpus_id: str | None = Field(None, pattern=SHA256_HEX)
     questions: list[BatchQuestion] = Field(min_length=1, max_length=MAX_QUESTIONS)
     options: QueryOptions = Field(default_factory=QueryOptions)
     concurrency: int | None = Field(None, ge=1, le=64)
@@ -71,13 +68,7 @@ class BatchRequest(Strict):
         return value
 
     @model_validator(mode="after")
-    def _one_corpus_and_unique_ids(self) -> BatchRequest:
-        given = [n for n in ("corpus", "documents", "corpus_id") if getattr(self, n) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of 'corpus' (text), 'documents' (list of {title, content}) "
-                f"or 'corpus_id' (a stored corpus); got {given or 'none'}"
-            )
+    def _unique_question_ids(self) -> BatchRequest:
         ids = [q.id for q in self.questions if q.id is not None]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

@@ -30,17 +30,15 @@ class QueryOptions(Strict):
     sub_model: str | None = Field(None, min_length=1, max_length=200)
 
 
-class QueryRequest(Strict):
-    """What a user sends to start a query: a question and exactly one corpus source."""
+class CorpusSource(Strict):
+    """Exactly one way of naming a corpus: inline text, documents, or a stored corpus id."""
 
-    question: str = Field(min_length=1, max_length=20_000)
     corpus: str | None = Field(None, min_length=1)
     documents: list[Document] | None = Field(None, min_length=1)
     corpus_id: str | None = Field(None, pattern=SHA256_HEX)
-    options: QueryOptions = Field(default_factory=QueryOptions)
 
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> QueryRequest:
+    def _exactly_one_source(self) -> CorpusSource:
         given = [n for n in ("corpus", "documents", "corpus_id") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError(
@@ -48,6 +46,13 @@ class QueryRequest(Strict):
                 f"or 'corpus_id' (a stored corpus); got {given or 'none'}"
             )
         return self
+
+
+class QueryRequest(CorpusSource):
+    """What a user sends to start a query: a question and exactly one corpus source."""
+
+    question: str = Field(min_length=1, max_length=20_000)
+    options: QueryOptions = Field(default_factory=QueryOptions)
 
 
 RequestKind = Literal["rlm", "llm"]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from shared.config import Settings
 from shared.corpus import load_index, render_documents, save_corpus
-from shared.models import QueryRequest
+from shared.models import CorpusSource, QueryRequest
 from shared.payloads import TextRef
 from shared.step_models import QUESTION_INLINE, RlmTask
 from shared.storage.base import BlobStore
 
 
-def store_request_corpus(request: QueryRequest, store: BlobStore) -> str:
+def store_request_corpus(request: CorpusSource, store: BlobStore) -> str:
     """The request's corpus id, storing inline text or documents first."""
     if request.corpus_id is not None:
         load_index(store, request.corpus_id)
