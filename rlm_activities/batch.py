@@ -39,13 +39,13 @@ from shared.config import Settings
 from shared.models import QueryRequest
 from shared.payloads import TextRef
 from shared.starting import root_task
+from shared.step_models import QUESTION_INLINE
 from shared.storage.base import BlobStore
 
 bp = df.Blueprint()
 
 STORAGE_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
 ERROR_CHARS = 200
-QUESTION_INLINE = 500
 
 Steps = Generator[Any, Any, Any]
 
@@ -161,7 +161,7 @@ def write_batch_results(payload: dict) -> dict:
     for index, question in enumerate(load_questions(store, p.batch_id)[: p.count]):
         instance_id = query_instance_id(p.batch_id, index)
         result = traces.result(instance_id, instance_id)
-        answer = TextRef(text=result.answer, key=result.answer_key).resolve(store) if result else None
+        answer = result.answer_ref.resolve(store) if result else None
         rows.append(build_row(p.batch_id, index, question, result, answer, p.errors.get(index)))
     container = store.containers.results
     results, summary_path = f"{container}/{results_key(p.batch_id)}", f"{container}/{summary_key(p.batch_id)}"

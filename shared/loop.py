@@ -100,8 +100,7 @@ class RlmLoop:
             if result.failed:
                 raise QueryFailed(result.error)
             return result.model_dump()
-        answer_ref = TextRef(text=result.answer, key=result.answer_key)
-        return SubAnswer(answer=answer_ref, failed=result.failed, usage=self.usage, sub_queries=self.sub_queries).model_dump()
+        return SubAnswer(answer=result.answer_ref, failed=result.failed, usage=self.usage, sub_queries=self.sub_queries).model_dump()
 
     def _iterate(self, opened: OpenOutput) -> Steps:
         for iteration in range(1, self.task.max_iterations + 1):

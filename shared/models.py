@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.payloads import TextRef
+
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
@@ -115,3 +117,8 @@ class QueryResult(Strict):
     instance_id: str
     trace: str
     error: str | None = None
+
+    @property
+    def answer_ref(self) -> TextRef:
+        """The whole answer: inline, or the blob `answer_key` names when it was too long."""
+        return TextRef(text=self.answer, key=self.answer_key)
