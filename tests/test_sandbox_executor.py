@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,18 @@ def executor(backend: LocalBackend, store: FileStore) -> SandboxExecutor:
     executor = SandboxExecutor(backend, store, LIMITS)
     executor.open("sess-1", store.put_corpus(CORPUS))
     return executor
+
+
+@contextmanager
+def session(store: FileStore, limits: CellLimits) -> Iterator[tuple[SandboxExecutor, LocalBackend]]:
+    """Session "s" over CORPUS with its own limits, its sandbox ended afterwards."""
+    backend = LocalBackend(limits)
+    try:
+        executor = SandboxExecutor(backend, store, limits)
+        executor.open("s", store.put_corpus(CORPUS))
+        yield executor, backend
+    finally:
+        backend.close()
 
 
 def kill_sandbox(backend: LocalBackend, session_id: str) -> None:
@@ -143,14 +156,9 @@ def test_output_is_capped_with_a_note(executor: SandboxExecutor) -> None:
 
 def test_model_secrets_are_invisible(monkeypatch: pytest.MonkeyPatch, store: FileStore) -> None:
     monkeypatch.setenv("MODEL_API_KEY", "sk-do-not-leak")
-    backend = LocalBackend(LIMITS)
-    try:
-        executor = SandboxExecutor(backend, store, LIMITS)
-        executor.open("s", store.put_corpus(CORPUS))
+    with session(store, LIMITS) as (executor, backend):
         code = "import os\nprint(sorted(os.environ))\nprint(open('/proc/self/environ', 'rb').read())"
         result = executor.execute("s", "c1", code)
-    finally:
-        backend.close()
     assert result.status == "done"
     assert "sk-do-not-leak" not in result.stdout and "MODEL_API_KEY" not in result.stdout
     assert "PATH" in result.stdout
@@ -158,10 +166,7 @@ def test_model_secrets_are_invisible(monkeypatch: pytest.MonkeyPatch, store: Fil
 
 def test_infinite_loop_times_out_and_the_session_lives_on(store: FileStore) -> None:
     limits = CellLimits(timeout_seconds=2, memory_mb=1024, output_max_chars=5000)
-    backend = LocalBackend(limits)
-    try:
-        executor = SandboxExecutor(backend, store, limits)
-        executor.open("s", store.put_corpus(CORPUS))
+    with session(store, limits) as (executor, backend):
         executor.execute("s", "c1", "kept = 'still here'")
         looped = executor.execute("s", "c2", "print('spinning')\nwhile True:\n    pass")
         assert looped.status == "timeout"
@@ -171,22 +176,15 @@ def test_infinite_loop_times_out_and_the_session_lives_on(store: FileStore) -> N
         after = executor.execute("s", "c3", "print(kept)")
         assert (after.status, after.stdout) == ("done", "still here\n")
         assert executor.execute("s", "c2", "anything") == looped
-    finally:
-        backend.close()
 
 
 def test_a_cell_that_holds_the_gil_is_killed_by_the_host(store: FileStore) -> None:
     """A single C-level operation never lets the runtime's own watchdog run; the backend's deadline does."""
     limits = CellLimits(timeout_seconds=1, memory_mb=1024, output_max_chars=5000)
-    backend = LocalBackend(limits)
-    try:
-        executor = SandboxExecutor(backend, store, limits)
-        executor.open("s", store.put_corpus(CORPUS))
+    with session(store, limits) as (executor, backend):
         executor.execute("s", "c1", "kept = 3")
         assert executor.execute("s", "c2", "huge = 10 ** (10 ** 9)").status == "timeout"
         assert executor.execute("s", "c3", "kept").stdout == "3\n"
-    finally:
-        backend.close()
 
 
 @pytest.mark.parametrize(
@@ -196,18 +194,13 @@ def test_a_cell_that_holds_the_gil_is_killed_by_the_host(store: FileStore) -> No
 )
 def test_memory_bomb_is_an_error_and_later_cells_work(bomb: str, store: FileStore) -> None:
     limits = CellLimits(timeout_seconds=60, memory_mb=512, output_max_chars=5000)
-    backend = LocalBackend(limits)
-    try:
-        executor = SandboxExecutor(backend, store, limits)
-        executor.open("s", store.put_corpus(CORPUS))
+    with session(store, limits) as (executor, backend):
         executor.execute("s", "c1", "kept = 7")
         result = executor.execute("s", "c2", bomb)
         assert result.status == "error"
         assert "MemoryError" in (result.error or "")
         after = executor.execute("s", "c3", "print(kept, 'grow' in globals())\nlen(bytearray(10**7))")
         assert (after.status, after.stdout) == ("done", "7 False\n10000000\n")
-    finally:
-        backend.close()
 
 
 def test_rebuild_after_sigkill(executor: SandboxExecutor, backend: LocalBackend) -> None:
