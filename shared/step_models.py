@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.models import CellStatus, RequestKind, TokenUsage
+from shared.budget import Budget
+from shared.models import CellStatus, ForcedReason, RequestKind, TokenUsage
 from shared.payloads import TextRef
 
 # Root ids become sandbox session identifiers and blob key parts; children append
@@ -34,12 +35,13 @@ class RlmTask(BaseModel):
     max_parallel: int = Field(16, ge=1)
     root_model: str
     sub_model: str
+    budget: Budget = Field(default_factory=Budget)
 
     @property
     def model(self) -> str:
         return self.root_model if self.depth == 0 else self.sub_model
 
-    def child(self, question: TextRef, corpus_id: str, parent_id: str) -> RlmTask:
+    def child(self, question: TextRef, corpus_id: str, parent_id: str, budget: Budget) -> RlmTask:
         return self.model_copy(
             update={
                 "question": question,
@@ -47,6 +49,7 @@ class RlmTask(BaseModel):
                 "parent_id": parent_id,
                 "depth": self.depth + 1,
                 "max_iterations": self.sub_max_iterations,
+                "budget": budget,
             }
         )
 
@@ -68,7 +71,7 @@ class OpenOutput(BaseModel):
 class GenerateInput(StepInput):
     context_chars: int
     section_count: int
-    forced: bool = False
+    forced: ForcedReason | None = None  # why this call must answer without code
 
 
 class GenerateOutput(BaseModel):
@@ -122,6 +125,7 @@ class FinishInput(BaseModel):
     instance_id: str
     answer: TextRef
     outcome: Literal["final", "forced", "failed"]
+    forced_reason: ForcedReason | None = None
     iterations: int
     used_sections: list[str]
     usage: dict[str, TokenUsage]
@@ -142,3 +146,9 @@ class Progress(BaseModel):
     sub_queries_running: int = 0
     sub_queries_done: int = 0
     tokens: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    deadline: str | None = None
+    forced_reason: ForcedReason | None = None  # set once a budget (or the iteration limit) ran out

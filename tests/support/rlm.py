@@ -39,7 +39,8 @@ def repl(code: str) -> str:
 
 
 def question_of(request: ScriptedRequest) -> str:
-    match = QUESTION_LINE.search(request.prompt)
+    """The question of a loop's call: the first `Question:` line of its system message."""
+    match = QUESTION_LINE.search(request.system)
     return match.group(1) if match else ""
 
 
