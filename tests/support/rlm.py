@@ -4,14 +4,15 @@ and running a query through the embedded host."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from shared.prompts import FORCED_FINAL_INSTRUCTION, LEAF_SYSTEM_PROMPT
-from tests.support.model_server import ScriptedRequest
+from tests.support.model_server import DATETIME_PREFIX, ScriptedRequest
 
 WORDS = "station river harbor ridge valley report wind snow tide fuel gauge survey supply road storm".split()
 QUESTION_LINE = re.compile(r"^Question: (.*)$", re.MULTILINE)
@@ -55,6 +56,20 @@ def is_leaf(request: ScriptedRequest) -> bool:
 
 def is_forced(request: ScriptedRequest) -> bool:
     return FORCED_FINAL_INSTRUCTION in request.prompt
+
+
+def prefix_shares(bodies: Sequence[bytes]) -> list[float]:
+    """For each pair of consecutive request bodies (as the provider received them), the
+    common prefix over the length of the earlier one: what a prefix cache can reuse."""
+    return [len(os.path.commonprefix([a, b])) / len(a) for a, b in zip(bodies, bodies[1:], strict=False)]
+
+
+def without_timestamps(request: ScriptedRequest) -> list[dict[str, Any]]:
+    """The messages with the CLI's `<current_datetime>` stamps taken out of user messages."""
+    return [
+        m | {"content": DATETIME_PREFIX.sub("", m["content"])} if m.get("role") == "user" and isinstance(m.get("content"), str) else m
+        for m in request.messages
+    ]
 
 
 async def run_query(
