@@ -160,6 +160,7 @@ class BatchSummary(BaseModel):
     correct: int
     accuracy: float | None
     usage: TokenUsage
+    cost: float | None = None  # of every query, when RLM_PRICES prices their models
     total_tokens: int
     latency_seconds: Latency | None
     started_at: str

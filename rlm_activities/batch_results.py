@@ -83,6 +83,7 @@ def summarize(batch_id: str, rows: list[BatchRow], started_at: str, ended_at: st
         correct=correct,
         accuracy=round(correct / len(scored), 4) if scored else None,
         usage=usage,
+        cost=usage.cost,
         total_tokens=usage.prompt_tokens + usage.completion_tokens,
         latency_seconds=latency,
         started_at=started_at,

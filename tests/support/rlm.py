@@ -81,6 +81,7 @@ async def run_query(
     options: dict[str, Any] | None = None,
     instance_id: str = "query-1",
     on_host: Callable[[Any, str], None] | None = None,
+    on_status: Callable[[Any], None] | None = None,
 ) -> tuple[Any, Any]:
     """Start a query in an EmbeddedHost over the real function app; return (status, host)."""
     from devhost import EmbeddedHost
@@ -98,7 +99,7 @@ async def run_query(
     try:
         async with EmbeddedHost(app, state_dir=state_dir) as host:
             await host.start_new(ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
-            status = await host.wait_for_completion(instance_id)
+            status = await host.wait_for_completion(instance_id, on_status=on_status)
             if on_host is not None:
                 on_host(host, instance_id)
     finally:
