@@ -5,9 +5,10 @@ it costs most of a second, a session costs tens of milliseconds. Each call is on
 session with the system prompt sent verbatim and no tools, so a model call is a plain
 chat completion whose only state is its prompt.
 
-The CLI retries a provider it cannot connect to for ~20 s (a black hole for ~80 s). So
-each call also checks that the provider accepts connections, and fails within seconds,
-naming the URL, when it does not; a provider that answers slowly keeps its whole timeout.
+The CLI retries a provider it cannot connect to for ~20 s (a black hole for ~80 s). So a
+call first checks that the provider accepts connections (unless it answered in the last
+minute), and checks again whenever the CLI reports a failed connection; an unreachable
+provider fails within seconds, naming the URL, and a slow one keeps its whole timeout.
 """
 
 from __future__ import annotations
@@ -151,22 +152,22 @@ logging.getLogger("copilot.session").addFilter(_FailedCallFilter())
 
 
 async def connect_problem(url: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> str | None:
-    """Why a TCP connection to the host of `url` (or the proxy the environment routes it
+    """Why a TCP connection to the host of `url` (or to the proxy the environment routes it
     through) cannot be opened within `timeout`; None when it can."""
     parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    host, port, via = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), ""
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and not urllib.request.proxy_bypass(host):
         proxied = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        host, port = proxied.hostname or "", proxied.port or 80
+        host, port, via = proxied.hostname or "", proxied.port or 80, f"through the proxy {proxied.hostname}:{proxied.port or 80}: "
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except TimeoutError:
-        return f"no connection to {host}:{port} within {timeout:g}s"
+        return f"{via}no connection within {timeout:g} s"
     except socket.gaierror as exc:
-        return f"cannot resolve {host}: {exc.strerror}"
+        return f"{via}cannot resolve {host}: {exc.strerror}"
     except OSError as exc:
-        return f"{host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}"
+        return f"{via}{os.strerror(exc.errno).lower() if exc.errno else exc}"
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
@@ -269,6 +270,7 @@ class CopilotModel:
         """One model turn: `system` verbatim as the system prompt, `prompt` as the user message."""
         limit = timeout if timeout is not None else self.settings.model_timeout_seconds
         where = f"model {model!r} at {self.settings.model_provider} provider {self.settings.model_base_url}"
+        await self._check_reachable()
         client, session = await self._open_session(model, system)
         usage: list[AssistantUsageData] = []
         transport_failed = asyncio.Event()
@@ -285,12 +287,11 @@ class CopilotModel:
         try:
             await asyncio.wait({call, watch}, return_when=asyncio.FIRST_COMPLETED)
             if not call.done():
-                call.cancel()
                 await _quietly(session.abort())
-                raise ModelUnreachable(
-                    f"cannot reach the model provider at {self.settings.model_base_url} ({watch.result()}): "
-                    "check MODEL_BASE_URL and that the service is running"
-                )
+                # Not cancelled (cancelling it mid-request trips the SDK's JSON-RPC reader):
+                # it ends when the session is disconnected below, and its outcome is moot.
+                call.add_done_callback(_outcome_moot)
+                raise self._unreachable_error(watch.result())
             event = call.result()
         except TimeoutError:
             await _quietly(session.abort())
@@ -317,22 +318,31 @@ class CopilotModel:
             model=usage[-1].model if usage else model,
         )
 
+    async def _check_reachable(self) -> None:
+        """Before a session is opened, unless the provider answered in the last minute."""
+        if time.monotonic() - self._reached_at <= REACHED_FRESH_SECONDS:
+            return
+        problem = await connect_problem(self.settings.model_base_url or "")
+        if problem is not None:
+            raise self._unreachable_error(problem)
+        self._reached_at = time.monotonic()
+
     async def _unreachable(self, transport_failed: asyncio.Event) -> str:
-        """Returns why the provider cannot be reached, once it is found so: checked before a
-        call unless it answered recently, and after each failed connection; never returns
-        while the provider accepts connections, however slowly it answers."""
-        url = self.settings.model_base_url or ""
-        if time.monotonic() - self._reached_at > REACHED_FRESH_SECONDS:
-            problem = await connect_problem(url)
-            if problem is not None:
-                return problem
-            self._reached_at = time.monotonic()
+        """Returns why the provider cannot be reached, once a failed connection of the call is
+        followed by a failed check; never returns while the provider accepts connections,
+        however slowly it answers."""
         while True:
             await transport_failed.wait()
             transport_failed.clear()
-            problem = await connect_problem(url)
+            problem = await connect_problem(self.settings.model_base_url or "")
             if problem is not None:
                 return problem
+
+    def _unreachable_error(self, problem: str) -> ModelUnreachable:
+        return ModelUnreachable(
+            f"cannot reach the model provider at {self.settings.model_base_url} ({problem}): "
+            "check MODEL_BASE_URL and that the service is running"
+        )
 
     async def _open_session(self, model: str, system: str) -> tuple[CopilotClient, CopilotSession]:
         """A fresh session; a CLI that died since the last call is replaced once, transparently."""
@@ -412,6 +422,11 @@ class CopilotModel:
             shutil.rmtree(self._home, ignore_errors=True)
             self._home = None
             self._own_home = False
+
+
+def _outcome_moot(call: asyncio.Future[Any]) -> None:
+    if not call.cancelled():
+        log.debug("abandoned call ended with %r", call.exception())
 
 
 async def _quietly(awaitable: Any) -> None:
