@@ -43,6 +43,10 @@ OPTIONAL_IN_AZURE: dict[str, str] = {
     "RLM_DATA_DIR": "filesystem store only; Azure uses Blob Storage",
     "RLM_BATCH_CONCURRENCY": "default kept, operators tune it per app",
     "RLM_MAX_PARALLEL_SUBQUERIES": "default kept; the session pool's maxConcurrentSessions is the real cap in Azure",
+    "RLM_MAX_TOKENS": "no tree budget unless an operator sets one; queries can set their own",
+    "RLM_MAX_COST": "no tree budget unless an operator sets one (it needs RLM_PRICES)",
+    "RLM_DEADLINE_SECONDS": "no deadline unless an operator sets one; queries can set their own",
+    "RLM_PRICES": "prices depend on the operator's agreement; without them usage is reported without cost",
 }
 
 # Settings read by the Functions host, the Python worker or the Copilot SDK rather than shared/config.py.
