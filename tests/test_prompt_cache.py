@@ -82,7 +82,10 @@ def test_cached_and_reasoning_tokens_are_captured_end_to_end(rlm_env: Path, mode
     assert "What do the gauges say?" in generated[-1].prompt and f"iteration {ITERATIONS} of {ITERATIONS}" in generated[-1].prompt
 
 
-def test_a_retried_call_sends_exactly_what_the_failed_attempt_sent(rlm_env: Path, model_server: ModelServer) -> None:
+@pytest.mark.parametrize("options", [{}, {"deadline_seconds": 600}], ids=["plain", "raced-with-a-deadline"])
+def test_a_retried_call_sends_exactly_what_the_failed_attempt_sent(
+    rlm_env: Path, model_server: ModelServer, options: dict[str, int]
+) -> None:
     failed: list[int] = []
 
     def script(request: ScriptedRequest) -> str | ScriptedReply | ScriptedError:
@@ -92,7 +95,8 @@ def test_a_retried_call_sends_exactly_what_the_failed_attempt_sent(rlm_env: Path
         return printing(request)
 
     model_server.set_script(script)
-    assert ask(rlm_env).answer == "done"
+    result = ask(rlm_env, **options)
+    assert result.answer == "done" and not result.forced
     third = [c.request for c in model_server.calls if not is_leaf(c.request) and iteration_of(c.request) == 3]
     assert len(third) == 2
     assert without_timestamps(third[0]) == without_timestamps(third[1])
