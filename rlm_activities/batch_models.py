@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.models import CorpusSource, QueryOptions, Strict, TokenUsage
+from shared.models import CorpusSource, NonBlank, QueryOptions, Strict, TokenUsage
 from shared.payloads import TextRef
 from shared.step_models import RlmTask
 
@@ -48,7 +48,7 @@ def summary_key(batch_id: str) -> str:
 
 class BatchQuestion(Strict):
     id: str | None = Field(None, min_length=1, max_length=200)
-    question: str = Field(min_length=1, max_length=20_000)
+    question: NonBlank = Field(max_length=20_000)
     expected: str | None = Field(None, max_length=20_000)
 
 
