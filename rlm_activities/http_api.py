@@ -8,7 +8,7 @@ import uuid
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from rlm_activities import services
 from rlm_activities.api_models import (
@@ -37,7 +37,7 @@ from rlm_activities.starts import admit, exists, key_id, start_once
 from rlm_activities.trace_html import render_trace_html
 from shared.catalog import Catalog, Outcome, body_digest, listing_text
 from shared.corpus import CorpusError, render_documents, save_corpus, section_text
-from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict
+from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict, exactly_one_of
 from shared.starting import register_corpus, root_task
 from shared.step_models import INSTANCE_ID
 from shared.trace import trace_tree
@@ -50,6 +50,8 @@ LIST_DEFAULT, LIST_MAX = 20, 100
 
 class CorpusUpload(Strict):
     """A corpus to store once and query many times by id: `text` or `documents`."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("documents", "text"))
 
     documents: list[Document] | None = Field(None, min_length=1)
     text: NonBlank | None = None
@@ -105,7 +107,9 @@ async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
     return _links_response(req, client, instance_id, 202 if outcome is Outcome.NEW else 200)
 
 
-def _links_response(req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str, status: int) -> func.HttpResponse:
+def _links_response(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str, status: int
+) -> func.HttpResponse:
     links = client.get_client_response_links(req, instance_id)
     return json_response(links, status, {"Location": links["statusQueryGetUri"]})
 

@@ -84,11 +84,15 @@ def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: in
 def idempotency_key(req: func.HttpRequest) -> str | None:
     key = req.headers.get("idempotency-key")
     if key is not None and not re.fullmatch(IDEMPOTENCY_KEY, key):
-        raise BadRequest("invalid Idempotency-Key", [{"field": "Idempotency-Key", "problem": "1 to 200 visible ASCII characters"}])
+        raise BadRequest(
+            "invalid Idempotency-Key", [{"field": "Idempotency-Key", "problem": "1 to 200 visible ASCII characters"}]
+        )
     return key
 
 
-async def instance_summary(client: df.DurableOrchestrationClient, instance_id: str, output_key: str, orchestrator: str) -> dict[str, Any] | None:
+async def instance_summary(
+    client: df.DurableOrchestrationClient, instance_id: str, output_key: str, orchestrator: str
+) -> dict[str, Any] | None:
     """Status and progress of an instance of `orchestrator`, with its output under
     `output_key` once it completed (or its error once it failed); None when there is no
     such instance."""

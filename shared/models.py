@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -47,8 +47,15 @@ class QueryOptions(Strict):
     sub_model: str | None = Field(None, min_length=1, max_length=200)
 
 
+def exactly_one_of(*names: str) -> dict[str, Any]:
+    """The JSON schema of "exactly one of these fields is given and not null"."""
+    return {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]}
+
+
 class CorpusSource(Strict):
     """Exactly one way of naming a corpus: inline text, documents, or a stored corpus id."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("corpus", "documents", "corpus_id"))
 
     corpus: NonBlank | None = None
     documents: list[Document] | None = Field(None, min_length=1)
