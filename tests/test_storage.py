@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,18 +14,6 @@ from azure.storage.blob import BlobServiceClient
 from shared.config import Settings
 from shared.storage import BlobNotFound, BlobStore, Containers, FileStore, corpus_key, make_store
 from shared.storage.blob import AzureBlobStore
-
-
-@pytest.fixture(params=["filesystem", "azurite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    """Each test gets fresh containers, so tests sharing one Azurite never see each other's blobs."""
-    suffix = uuid.uuid4().hex[:8]
-    containers = Containers(*(f"{name}-{suffix}" for name in ("corpora", "traces", "payloads", "results")))
-    if request.param == "filesystem":
-        yield FileStore(tmp_path / "data", containers)
-    else:
-        connection_string = request.getfixturevalue("azurite")
-        yield AzureBlobStore.from_connection_string(connection_string, containers, cache_dir=tmp_path / "cache")
 
 
 def test_put_get_exists_delete(store: BlobStore) -> None:
