@@ -35,6 +35,7 @@ from rlm_activities.http_io import (
 from rlm_activities.orchestrator import ORCHESTRATOR
 from rlm_activities.starts import admit, exists, key_id, start_once
 from rlm_activities.trace_html import render_trace_html
+from shared.admission import Slots
 from shared.catalog import Catalog, Outcome, body_digest, listing_text
 from shared.corpus import CorpusError, render_documents, save_corpus, section_text
 from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict, exactly_one_of
@@ -88,11 +89,12 @@ async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
         task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store())
     except CorpusError as exc:
         raise NotFound(str(exc)) from None
-    limit = services.settings().max_running_queries
-    if not await admit(client, services.store(), limit, instance_id):
+    slots = Slots(services.store(), services.settings().max_running_queries)
+    ticket = await admit(client, slots, instance_id)
+    if ticket is None:
         raise ApiError(
-            f"{limit} queries are running, as many as this service runs at once; retry in a few seconds",
-            {"limit": limit, "retry_after_seconds": RETRY_AFTER_SECONDS},
+            f"{slots.limit} queries are running, as many as this service runs at once; retry in a few seconds",
+            {"limit": slots.limit, "retry_after_seconds": RETRY_AFTER_SECONDS},
             status=429,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
@@ -101,7 +103,14 @@ async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
         await client.start_new(ORCHESTRATOR, instance_id, task.model_dump())
 
     fields = {"question": listing_text(request.question)}
-    outcome = await start_once(client, catalog, "queries", instance_id, instance_id, digest=digest, fields=fields, start=start)
+    outcome = Outcome.CONFLICT
+    try:
+        outcome = await start_once(
+            client, catalog, "queries", instance_id, instance_id, digest=digest, fields=fields, start=start
+        )
+    finally:
+        if outcome is not Outcome.NEW:  # a repeat, a conflict or a failed start holds no slot
+            await asyncio.to_thread(slots.release, ticket)
     if outcome is Outcome.CONFLICT:
         return _key_conflict(req, client, instance_id)
     return _links_response(req, client, instance_id, 202 if outcome is Outcome.NEW else 200)

@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 
 import azure.durable_functions as df
 
-from shared.admission import Holder, Slot, Slots
+from shared.admission import Holder, Slot, Slots, Ticket
 from shared.catalog import START_GRACE, Catalog, Kind, Outcome
-from shared.storage.base import BlobStore
 
 ENDED = ("Completed", "Failed", "Terminated", "Canceled")
 
@@ -60,22 +59,22 @@ async def start_once(
     return Outcome.NEW
 
 
-async def admit(client: df.DurableOrchestrationClient, store: BlobStore, limit: int, instance_id: str) -> bool:
-    """Take a running-query slot for `instance_id`; False when all `limit` are held by live queries."""
-    slots = Slots(store, limit)
-    states = await asyncio.gather(*(asyncio.to_thread(slots.read, k) for k in range(limit)))
-    if await _take_first(slots, [s for s in states if s.holder is None], instance_id):
-        return True
+async def admit(client: df.DurableOrchestrationClient, slots: Slots, instance_id: str) -> Ticket | None:
+    """Take a running-query slot for `instance_id`; None when every slot is held by a live query."""
+    states = await asyncio.gather(*(asyncio.to_thread(slots.read, k) for k in range(slots.limit)))
+    ticket = await _take_first(slots, [s for s in states if s.holder is None], instance_id)
+    if ticket is not None:
+        return ticket
     held = [s for s in states if s.holder is not None]
     alive = await asyncio.gather(*(_running(client, s.holder) for s in held if s.holder is not None))
     return await _take_first(slots, [s for s, live in zip(held, alive, strict=True) if not live], instance_id)
 
 
-async def _take_first(slots: Slots, candidates: list[Slot], instance_id: str) -> bool:
+async def _take_first(slots: Slots, candidates: list[Slot], instance_id: str) -> Ticket | None:
     for slot in candidates:
-        if await asyncio.to_thread(slots.take, slot, instance_id):
-            return True
-    return False
+        if (ticket := await asyncio.to_thread(slots.take, slot, instance_id)) is not None:
+            return ticket
+    return None
 
 
 async def _running(client: df.DurableOrchestrationClient, holder: Holder) -> bool:

@@ -68,7 +68,7 @@ class Catalog:
         entry = Entry(id=id, created=now or datetime.now(UTC), digest=digest, fields=fields)
         data = entry.model_dump_json().encode("utf-8")
         for _ in range(3):  # a claim released between our create and our read: try again
-            if self.store.put_if_absent(self.container, _by_id(kind, id), data):
+            if self.store.put_if_absent(self.container, _by_id(kind, id), data) is not None:
                 self.store.put_bytes(self.container, _by_time(kind, entry), data)
                 return Claim(Outcome.NEW, entry)
             existing = self.get(kind, id)

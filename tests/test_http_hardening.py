@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from rlm_activities import services
+from shared.admission import Slots
 from tests.support.model_server import ModelServer, ScriptedRequest
 from tests.support.rlm import question_of, repl
 from tests.test_http_api import DOCUMENTS, GAUGE_SCRIPT, poll, serve_app
@@ -126,6 +127,9 @@ def test_concurrent_posts_with_one_idempotency_key_start_one_query(rlm_env: Path
     assert sorted(r.status_code for r in replies) == [200] * 9 + [202]
     assert len({r.json()["statusQueryGetUri"] for r in replies}) == 1
     assert done["output"]["answer"] == "2" and len(model_server.calls) == 1
+    slots = Slots(services.store(), services.settings().max_running_queries)
+    holders = [slot.holder.instance_id for slot in map(slots.read, range(slots.limit)) if slot.holder is not None]
+    assert holders == [replies[0].json()["id"]], "the repeats gave their slots back"
 
 
 def test_queries_beyond_the_running_limit_get_429_and_a_batch_still_runs(

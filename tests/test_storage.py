@@ -43,8 +43,9 @@ def test_list_keys_by_prefix(store: BlobStore) -> None:
 
 def test_put_if_absent_creates_once(store: BlobStore) -> None:
     payloads = store.containers.payloads
-    assert store.put_if_absent(payloads, "claims/x.json", b"first")
-    assert not store.put_if_absent(payloads, "claims/x.json", b"second")
+    created = store.put_if_absent(payloads, "claims/x.json", b"first")
+    assert created is not None and created == store.read_versioned(payloads, "claims/x.json").version  # type: ignore[union-attr]
+    assert store.put_if_absent(payloads, "claims/x.json", b"second") is None
     assert store.get_bytes(payloads, "claims/x.json") == b"first"
     assert store.list_keys(payloads, "claims/") == ["claims/x.json"]
 
@@ -56,7 +57,7 @@ def test_concurrent_put_if_absent_has_exactly_one_winner(store: BlobStore) -> No
 
     def create(body: bytes) -> bool:
         barrier.wait()
-        return store.put_if_absent(payloads, "race.json", body)
+        return store.put_if_absent(payloads, "race.json", body) is not None
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         won = list(pool.map(create, bodies))
@@ -67,14 +68,14 @@ def test_concurrent_put_if_absent_has_exactly_one_winner(store: BlobStore) -> No
 def test_replace_if_is_compare_and_swap(store: BlobStore) -> None:
     payloads = store.containers.payloads
     assert store.read_versioned(payloads, "slot") is None
-    assert not store.replace_if(payloads, "slot", b"x", "any-version")
+    assert store.replace_if(payloads, "slot", b"x", "any-version") is None
     store.put_bytes(payloads, "slot", b"one")
     first = store.read_versioned(payloads, "slot")
     assert first is not None and first.data == b"one"
-    assert store.replace_if(payloads, "slot", b"two", first.version)
-    assert not store.replace_if(payloads, "slot", b"three", first.version)
+    written = store.replace_if(payloads, "slot", b"two", first.version)
+    assert store.replace_if(payloads, "slot", b"three", first.version) is None
     second = store.read_versioned(payloads, "slot")
-    assert second is not None and second.data == b"two" and second.version != first.version
+    assert second is not None and second.data == b"two" and second.version == written != first.version
 
 
 def test_concurrent_replace_if_from_one_version_has_one_winner(store: BlobStore) -> None:
@@ -86,7 +87,7 @@ def test_concurrent_replace_if_from_one_version_has_one_winner(store: BlobStore)
 
     def take(n: int) -> bool:
         barrier.wait()
-        return store.replace_if(payloads, "slot", f"taken by {n}".encode(), seen.version)
+        return store.replace_if(payloads, "slot", f"taken by {n}".encode(), seen.version) is not None
 
     with ThreadPoolExecutor(10) as pool:
         won = list(pool.map(take, range(10)))

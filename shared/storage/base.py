@@ -70,19 +70,19 @@ class BlobStore(ABC):
     def exists(self, container: str, key: str) -> bool: ...
 
     @abstractmethod
-    def put_if_absent(self, container: str, key: str, data: bytes) -> bool:
-        """Create the blob unless one exists, atomically; True when this call created it.
-
-        Of concurrent callers exactly one gets True, which makes "start once" decisions safe.
-        """
+    def put_if_absent(self, container: str, key: str, data: bytes) -> str | None:
+        """Create the blob unless one exists, atomically: its version when this call created
+        it, else None. Of concurrent callers exactly one gets a version, which makes "start
+        once" decisions safe."""
 
     @abstractmethod
     def read_versioned(self, container: str, key: str) -> Versioned | None:
         """The blob and its version, or None when there is none."""
 
     @abstractmethod
-    def replace_if(self, container: str, key: str, data: bytes, version: str) -> bool:
-        """Overwrite the blob only if it is still at `version` (compare-and-swap); True if it was."""
+    def replace_if(self, container: str, key: str, data: bytes, version: str) -> str | None:
+        """Overwrite the blob only if it is still at `version` (compare-and-swap): the new
+        version when it was, else None."""
 
     @abstractmethod
     def list_keys(self, container: str, prefix: str = "", limit: int | None = None) -> list[str]:

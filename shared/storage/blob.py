@@ -141,14 +141,13 @@ class AzureBlobStore(BlobStore):
     def exists(self, container: str, key: str) -> bool:
         return self._container(container).get_blob_client(check_key(key)).exists()
 
-    def put_if_absent(self, container: str, key: str, data: bytes) -> bool:
+    def put_if_absent(self, container: str, key: str, data: bytes) -> str | None:
         blob = self._container(container, for_write=True).get_blob_client(check_key(key))
         try:
             # overwrite=False sends If-None-Match: *, so the service decides who was first.
-            blob.upload_blob(data, overwrite=False)
+            return blob.upload_blob(data, overwrite=False)["etag"]
         except ResourceExistsError:
-            return False
-        return True
+            return None
 
     def read_versioned(self, container: str, key: str) -> Versioned | None:
         blob = self._container(container).get_blob_client(check_key(key))
@@ -158,13 +157,13 @@ class AzureBlobStore(BlobStore):
         except ResourceNotFoundError:
             return None
 
-    def replace_if(self, container: str, key: str, data: bytes, version: str) -> bool:
+    def replace_if(self, container: str, key: str, data: bytes, version: str) -> str | None:
         blob = self._container(container, for_write=True).get_blob_client(check_key(key))
         try:
-            blob.upload_blob(data, overwrite=True, etag=version, match_condition=MatchConditions.IfNotModified)
+            written = blob.upload_blob(data, overwrite=True, etag=version, match_condition=MatchConditions.IfNotModified)
         except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+            return None
+        return written["etag"]
 
     def list_keys(self, container: str, prefix: str = "", limit: int | None = None) -> list[str]:
         # The service lists names in ascending order, so the first `limit` need no full listing.

@@ -59,15 +59,15 @@ class FileStore(BlobStore):
     def exists(self, container: str, key: str) -> bool:
         return self._path(container, key).is_file()
 
-    def put_if_absent(self, container: str, key: str, data: bytes) -> bool:
+    def put_if_absent(self, container: str, key: str, data: bytes) -> str | None:
         # link() fails when the name exists, and the file it publishes is already complete.
         path = self._path(container, key)
         tmp = self._temp_beside(path, data)
         try:
             os.link(tmp, path)
-            return True
+            return _version(data)
         except FileExistsError:
-            return False
+            return None
         finally:
             os.unlink(tmp)
 
@@ -78,16 +78,16 @@ class FileStore(BlobStore):
             return None
         return Versioned(data, _version(data))
 
-    def replace_if(self, container: str, key: str, data: bytes, version: str) -> bool:
+    def replace_if(self, container: str, key: str, data: bytes, version: str) -> str | None:
         path = self._path(container, key)
         with self._locked(container):
             try:
                 if _version(path.read_bytes()) != version:
-                    return False
+                    return None
             except FileNotFoundError:
-                return False
+                return None
             os.replace(self._temp_beside(path, data), path)
-            return True
+            return _version(data)
 
     @contextmanager
     def _locked(self, container: str) -> Iterator[None]:
