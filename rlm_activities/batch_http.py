@@ -20,9 +20,9 @@ from rlm_activities.http_io import (
     idempotency_key,
     instance_summary,
     json_response,
+    listed,
     parse_body,
     path_id,
-    query_int,
 )
 from rlm_activities.starts import key_id
 from shared.catalog import Catalog, Outcome
@@ -30,8 +30,6 @@ from shared.corpus import CorpusError
 from shared.storage.base import BlobNotFound
 
 bp = df.Blueprint()
-
-LIST_DEFAULT, LIST_MAX = 20, 100
 
 
 def _links(req: func.HttpRequest, batch_id: str) -> BatchLinks:
@@ -78,10 +76,9 @@ async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
 async def list_batches(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The newest batches, newest first, with their progress or summary."""
     try:
-        limit = query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX)
+        entries = await listed(req, "batches")
     except ApiError as exc:
         return exc.response()
-    entries = await asyncio.to_thread(Catalog(services.store()).recent, "batches", limit)
     summaries = await asyncio.gather(
         *(instance_summary(client, batch_instance_id(e.id), "summary", BATCH_ORCHESTRATOR) for e in entries)
     )

@@ -28,9 +28,9 @@ from rlm_activities.http_io import (
     idempotency_key,
     instance_summary,
     json_response,
+    listed,
     parse_body,
     path_id,
-    query_int,
 )
 from rlm_activities.orchestrator import ORCHESTRATOR
 from rlm_activities.starts import admit, exists, key_id, start_once
@@ -46,7 +46,6 @@ from shared.trace import trace_tree
 bp = df.Blueprint()
 
 RETRY_AFTER_SECONDS = 5
-LIST_DEFAULT, LIST_MAX = 20, 100
 
 
 class CorpusUpload(Strict):
@@ -134,10 +133,9 @@ def _key_conflict(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
 async def list_queries(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The newest queries started over HTTP, newest first, with their status."""
     try:
-        limit = query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX)
+        entries = await listed(req, "queries")
     except ApiError as exc:
         return exc.response()
-    entries = await asyncio.to_thread(Catalog(services.store()).recent, "queries", limit)
     statuses = await asyncio.gather(*(client.get_status(e.id) for e in entries))
     queries = [
         QuerySummary(instance_id=e.id, status=_state(s), question=e.fields.get("question", ""), created=e.created)
@@ -231,10 +229,9 @@ async def upload_corpus(req: func.HttpRequest) -> func.HttpResponse:
 async def list_corpora(req: func.HttpRequest) -> func.HttpResponse:
     """Stored corpora, newest first."""
     try:
-        limit = query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX)
+        entries = await listed(req, "corpora")
     except ApiError as exc:
         return exc.response()
-    entries = await asyncio.to_thread(Catalog(services.store()).recent, "corpora", limit)
     corpora = [CorpusSummary(corpus_id=e.id, created=e.created, **e.fields) for e in entries]
     return json_response(CorpusList(corpora=corpora))
 

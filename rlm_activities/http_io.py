@@ -3,6 +3,7 @@ a 4xx whose JSON body says what is wrong, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any, TypeVar
@@ -11,12 +12,15 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel
 
+from rlm_activities import services
 from rlm_activities.api_models import ErrorBody
 from rlm_activities.inputs import InvalidInput, parse_json_as
+from shared.catalog import Catalog, Entry, Kind
 
 Model = TypeVar("Model", bound=BaseModel)
 # What Idempotency-Key may hold: visible ASCII, as an HTTP header value can carry it.
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
+LIST_DEFAULT, LIST_MAX = 20, 100
 
 
 class ApiError(Exception):
@@ -79,6 +83,12 @@ def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: in
     if not re.fullmatch(r"[0-9]{1,6}", raw) or not low <= int(raw) <= high:
         raise BadRequest(f"invalid {name}", [{"field": name, "problem": f"must be an integer from {low} to {high}"}])
     return int(raw)
+
+
+async def listed(req: func.HttpRequest, kind: Kind) -> list[Entry]:
+    """The newest catalog records a listing route shows: `?limit=` of them, newest first."""
+    limit = query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX)
+    return await asyncio.to_thread(Catalog(services.store()).recent, kind, limit)
 
 
 def idempotency_key(req: func.HttpRequest) -> str | None:

@@ -45,8 +45,8 @@ from rlm_activities.api_models import (
     SectionText,
 )
 from rlm_activities.batch_models import BATCH_ID, BatchRequest
-from rlm_activities.http_api import LIST_DEFAULT, LIST_MAX, RETRY_AFTER_SECONDS, CorpusUpload
-from rlm_activities.http_io import IDEMPOTENCY_KEY, json_response
+from rlm_activities.http_api import RETRY_AFTER_SECONDS, CorpusUpload
+from rlm_activities.http_io import IDEMPOTENCY_KEY, LIST_DEFAULT, LIST_MAX, json_response
 from shared.models import NOT_BLANK, SHA256_HEX, QueryRequest
 from shared.step_models import INSTANCE_ID
 from shared.trace import TraceNode
