@@ -61,7 +61,7 @@ async def start_once(
 
 async def admit(client: df.DurableOrchestrationClient, slots: Slots, instance_id: str) -> Ticket | None:
     """Take a running-query slot for `instance_id`; None when every slot is held by a live query."""
-    states = await asyncio.gather(*(asyncio.to_thread(slots.read, k) for k in range(slots.limit)))
+    states = await asyncio.to_thread(slots.read_all)
     ticket = await _take_first(slots, [s for s in states if s.holder is None], instance_id)
     if ticket is not None:
         return ticket

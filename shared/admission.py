@@ -10,11 +10,13 @@ holder has ended is the Durable layer's to say; this module only keeps the recor
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ValidationError
 
+from shared.catalog import PARALLEL_READS
 from shared.storage.base import BlobStore
 
 FREE = b"{}"
@@ -55,6 +57,10 @@ class Slots:
         except ValidationError:  # unreadable: free, though taking it still needs its version
             holder = None
         return Slot(index, holder, found.version)
+
+    def read_all(self) -> list[Slot]:
+        with ThreadPoolExecutor(PARALLEL_READS) as pool:
+            return list(pool.map(self.read, range(self.limit)))
 
     def take(self, slot: Slot, instance_id: str, now: datetime | None = None) -> Ticket | None:
         """Hold `slot` for `instance_id` if nobody changed it since it was read."""

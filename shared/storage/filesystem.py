@@ -107,9 +107,14 @@ class FileStore(BlobStore):
         folder = base / check_key(prefix.rsplit("/", 1)[0]) if "/" in prefix else base
         if not folder.is_dir():
             return []
-        keys = (p.relative_to(base).as_posix() for p in folder.rglob("*") if p.is_file())
-        found = sorted(k for k in keys if k.startswith(prefix) and not k.rsplit("/", 1)[-1].startswith(TMP_PREFIX))
-        return found if limit is None else found[:limit]
+        found = sorted(
+            f"{os.path.relpath(top, base)}/{name}".removeprefix("./")
+            for top, _, names in os.walk(folder)
+            for name in names
+            if not name.startswith(TMP_PREFIX)
+        )
+        keys = [k for k in found if k.startswith(prefix)]
+        return keys if limit is None else keys[:limit]
 
     def delete(self, container: str, key: str) -> None:
         self._path(container, key).unlink(missing_ok=True)
