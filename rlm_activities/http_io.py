@@ -40,6 +40,8 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
+    """Input the caller must fix: 400, or 413 for a body too large to read."""
+
     status = 400
 
 
@@ -57,11 +59,11 @@ def json_response(body: BaseModel | Any, status: int = 200, headers: dict[str, s
 
 
 def parse_body(req: func.HttpRequest, model: type[Model], what: str) -> Model:
-    """The body as strict JSON validated as `model`; ApiError (400, 413) says what is wrong."""
+    """The body as strict JSON validated as `model`; BadRequest says what is wrong."""
     try:
         return parse_json_as(req.get_body() or b"", model, what)
     except InvalidInput as exc:
-        raise ApiError(str(exc), exc.details, status=exc.status) from None
+        raise BadRequest(str(exc), exc.details, status=exc.status) from None
 
 
 def path_id(req: func.HttpRequest, name: str, pattern: str, what: str) -> str:
@@ -101,13 +103,13 @@ def idempotency_key(req: func.HttpRequest) -> str | None:
 
 
 async def instance_summary(
-    client: df.DurableOrchestrationClient, instance_id: str, output_key: str, orchestrator: str
+    client: df.DurableOrchestrationClient, instance_id: str, output_key: str, orchestrator: str | None = None
 ) -> dict[str, Any] | None:
-    """Status and progress of an instance of `orchestrator`, with its output under
-    `output_key` once it completed (or its error once it failed); None when there is no
-    such instance."""
+    """Status and progress of an instance (of `orchestrator`, when given), with its output
+    under `output_key` once it completed (or its error once it failed); None when there is
+    no such instance."""
     status = await client.get_status(instance_id)
-    if status is None or status.runtime_status is None or status.name != orchestrator:
+    if status is None or status.runtime_status is None or orchestrator not in (None, status.name):
         return None
     state = status.runtime_status.value
     summary: dict[str, Any] = {"status": state, "progress": status.custom_status}
