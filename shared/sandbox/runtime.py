@@ -129,6 +129,7 @@ class Cell:
         self.out = Capped(limit)
         self.err = Capped(limit)
         self.ends: list[dict[str, Any]] = []  # per finished block: where its output ends, how it ended
+        self.in_block = False
         self.counter = 0
         self.baseline: set[int] = set()
         self.finished = False
@@ -310,10 +311,13 @@ class Repl:
         errors: list[str] = []
         memory = False
         for number, code in enumerate(cell.blocks, start=1):
+            with self.cond:
+                cell.in_block = True
             failure = self._run_block(cell, number, code)
             error = None if failure is None else describe_exception(failure)
             with self.cond:
                 cell.ends.append(cell.block_end(error))
+                cell.in_block = False
             if error is not None:
                 errors.append(error if len(cell.blocks) == 1 else f"block {number}: {error}")
             if isinstance(failure, MemoryError):  # the process is in no state to go on; the executor restarts it
@@ -390,7 +394,7 @@ class Repl:
     def _snapshot(self, cell: Cell, status: str, error: str | None) -> dict[str, Any]:
         final = final_of(self.globals)
         used = self.globals.get("used_sections")
-        running = [] if len(cell.ends) == len(cell.blocks) else [cell.block_end(None)]
+        running = [cell.block_end(None)] if cell.in_block else []
         pending = [p for rid, p in self.pending.items() if rid.startswith(f"{cell.id}.")] if status == "suspended" else []
         return {
             "cell_id": cell.id,
