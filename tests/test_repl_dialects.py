@@ -194,3 +194,14 @@ def test_a_multi_block_cell_with_a_model_is_rebuilt_by_replay(tmp_path: Path) ->
         assert [out for out, _, _ in done.block_outputs()] == ["start\n", "a 1\n", ""]
     finally:
         backend.close()
+
+
+def test_odd_values_do_not_break_show_vars_or_the_answer_dict(repl: SandboxExecutor) -> None:
+    code = (
+        "class Odd:\n    def __len__(self):\n        raise RuntimeError('no')\n    def __bool__(self):\n        raise ValueError('no truth')\n"
+        "odd_value = Odd()\nodd_big = 10 ** 5000\nodd_answer = answer\nanswer = {'content': 'x', 'ready': Odd()}\nprint(SHOW_VARS())"
+    )
+    result = run(repl, code)
+    assert result.status == "done" and result.final is None
+    assert "  odd_value: Odd\n" in result.stdout and "  odd_big: int\n" in result.stdout
+    run(repl, "answer = odd_answer")

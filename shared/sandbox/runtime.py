@@ -435,9 +435,12 @@ def final_of(namespace: dict[str, Any]) -> Any:
     """`Final` when set, else the answer dict's content once it is marked ready."""
     final = namespace.get("Final")
     answer = namespace.get("answer")
-    if final is None and isinstance(answer, dict) and answer.get("ready"):
-        return answer.get("content", "")
-    return final
+    if final is not None or not isinstance(answer, dict):
+        return final
+    try:
+        return answer.get("content", "") if answer.get("ready") else None
+    except Exception:  # a `ready` with no truth value (an array, say) is not ready
+        return None
 
 
 class Shown(str):
@@ -449,14 +452,14 @@ class Shown(str):
 
 def describe_value(value: Any) -> str:
     kind = type(value).__name__
-    if isinstance(value, (bool, int, float, complex)) or value is None:
-        text = repr(value)
-        return f"{kind} = {text}" if len(text) <= 40 else kind
-    if isinstance(value, (str, bytes, bytearray)):
-        return f"{kind}, {len(value):,} {'chars' if isinstance(value, str) else 'bytes'}"
     try:
+        if isinstance(value, (str, bytes, bytearray)):
+            return f"{kind}, {len(value):,} {'chars' if isinstance(value, str) else 'bytes'}"
+        if isinstance(value, (bool, int, float, complex)) or value is None:
+            text = repr(value)
+            return f"{kind} = {text}" if len(text) <= 40 else kind
         return f"{kind}, {len(value):,} items"
-    except Exception:  # no len(), or a broken one: the type alone
+    except Exception:  # no len(), a broken one, or an int too long to print: the type alone
         return kind
 
 
