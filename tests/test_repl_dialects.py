@@ -82,7 +82,10 @@ def test_the_model_is_part_of_a_request_key_only_when_named() -> None:
 
 
 def test_show_vars_lists_what_code_created_with_type_and_size(repl: SandboxExecutor) -> None:
-    run(repl, "import re\nsv_text = 'x' * 1234\nsv_hits = [1, 2, 3]\nsv_n = 7\nused_sections = ['Alpha']\ndef sv_helper():\n    pass")
+    run(
+        repl,
+        "import re\nsv_text = 'x' * 1234\nsv_hits = [1, 2, 3]\nsv_n = 7\nused_sections = ['Alpha']\ndef sv_helper():\n    pass",
+    )
     shown = run(repl, "SHOW_VARS()").stdout
     assert "  sv_text: str, 1,234 chars\n" in shown
     assert "  sv_hits: list, 3 items\n" in shown
@@ -145,7 +148,7 @@ def test_an_error_in_one_block_is_shown_for_it_and_the_next_block_runs(repl: San
     assert result.error == "block 2: NameError: name 'undefined_name' is not defined"
     (out1, err1, e1), (out2, err2, e2), (out3, err3, e3) = result.block_outputs()
     assert (out1, err1, e1) == ("one\n", "", None)
-    assert out2 == "" and "block 2>\", line 1" in err2 and e2 == "NameError: name 'undefined_name' is not defined"
+    assert out2 == "" and 'block 2>", line 1' in err2 and e2 == "NameError: name 'undefined_name' is not defined"
     assert (out3, err3, e3) == ("three\n", "", None)
 
 
