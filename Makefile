@@ -25,6 +25,7 @@ bench: setup
 	$(PY) -m bench.sandbox
 	$(PY) -m bench.durable --quick
 	$(PY) -m bench.prefix
+	$(PY) -m bench.starts
 
 clean:
 	rm -rf $(VENV) node_modules .rlm-data .rlm-state

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 
 from shared.budget import Budget
+from shared.catalog import Catalog
 from shared.config import Settings
-from shared.corpus import load_index, render_documents, save_corpus
+from shared.corpus import CorpusIndex, load_index, render_documents, save_corpus
 from shared.models import CorpusSource, QueryRequest
 from shared.payloads import TextRef
 from shared.step_models import QUESTION_INLINE, RlmTask
@@ -20,13 +21,29 @@ log = logging.getLogger(__name__)
 
 
 def store_request_corpus(request: CorpusSource, store: BlobStore) -> str:
-    """The request's corpus id, storing inline text or documents first."""
+    """The request's corpus id, storing inline text or documents first.
+
+    Raises CorpusError for an unknown corpus id.
+    """
     if request.corpus_id is not None:
-        load_index(store, request.corpus_id)
-        return request.corpus_id
-    if request.documents is not None:
-        return save_corpus(store, render_documents(request.documents), request.documents)
-    return save_corpus(store, request.corpus or "")
+        corpus_id = request.corpus_id
+    elif request.documents is not None:
+        corpus_id = save_corpus(store, render_documents(request.documents), request.documents)
+    else:
+        corpus_id = save_corpus(store, request.corpus or "")
+    register_corpus(store, corpus_id)
+    return corpus_id
+
+
+def register_corpus(store: BlobStore, corpus_id: str) -> CorpusIndex:
+    """List a corpus users gave in the catalog, once (sub-contexts code makes are not listed).
+
+    Raises CorpusError for an unknown corpus id.
+    """
+    index = load_index(store, corpus_id)
+    fields = {"chars": index.chars, "sections": len(index.sections)}
+    Catalog(store).claim("corpora", corpus_id, digest=None, fields=fields)
+    return index
 
 
 def root_task(request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore) -> RlmTask:
@@ -37,7 +54,7 @@ def root_task(request: QueryRequest, instance_id: str, settings: Settings, store
         cost=options.max_cost or settings.max_cost,
         deadline_seconds=options.deadline_seconds or settings.deadline_seconds,
     )
-    unpriced = sorted({root_model, sub_model} - settings.prices.keys())
+    unpriced = sorted({root_model, sub_model, *settings.allowed_models} - settings.prices.keys())
     if budget.cost is not None and unpriced:
         log.warning("query %s has a cost budget but RLM_PRICES has no price for %s: their calls count as free", instance_id, unpriced)
     return RlmTask(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.prompts import FORCED_FINAL_INSTRUCTION, LEAF_SYSTEM_PROMPT
+from shared.prompts import FORCED_FINAL_INSTRUCTION, LEAF_SYSTEM_PROMPT, ROOT_SYSTEM_PROMPT
 from tests.support.model_server import DATETIME_PREFIX, ScriptedRequest
 
 WORDS = "station river harbor ridge valley report wind snow tide fuel gauge survey supply road storm".split()
@@ -43,6 +43,12 @@ def question_of(request: ScriptedRequest) -> str:
     """The question of a loop's call: the first `Question:` line of its system message."""
     match = QUESTION_LINE.search(request.system)
     return match.group(1) if match else ""
+
+
+def transcript_of(request: ScriptedRequest) -> str:
+    """What a loop's call told the model after the fixed system prompt: the question and the
+    earlier turns (the rest of the system message), then the instruction (the user message)."""
+    return f"{request.system.removeprefix(ROOT_SYSTEM_PROMPT)}\n\n{request.prompt}"
 
 
 def iteration_of(request: ScriptedRequest) -> int:
