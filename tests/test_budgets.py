@@ -20,7 +20,7 @@ from shared.models import QueryRequest, QueryResult, TokenUsage
 from shared.steps import Parts
 from shared.trace import trace_tree
 from tests.support.model_server import ModelServer, ScriptedRequest
-from tests.support.rlm import filler_corpus, is_forced, iteration_of, question_of, repl, run_query
+from tests.support.rlm import filler_corpus, is_forced, is_leaf, iteration_of, question_of, repl, run_query
 
 pytestmark = pytest.mark.timeout(300)
 PARTS = 4
@@ -195,3 +195,27 @@ def test_a_root_deadline_counts_from_when_its_loop_starts() -> None:
     assert started.deadline == now + timedelta(seconds=30)
     assert started.started(now + timedelta(hours=1)) == started
     assert Budget.model_validate(started.model_dump()) == started and isinstance(started.model_dump()["deadline"], str)
+
+
+def test_waves_after_the_budget_ran_out_are_not_run_and_the_cell_is_told(
+    rlm_env: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RLM_MAX_PARALLEL_SUBQUERIES", "2")
+    services.reset()
+
+    def script(request: ScriptedRequest) -> str:
+        if is_leaf(request):
+            return "a long read"
+        if is_forced(request):
+            return "what the first two said"
+        return repl("answers = llm_query_batch([context[:20000]] * 4)\nprint(answers)")
+
+    model_server.set_script(script)
+    status, _ = asyncio.run(run_query(rlm_env, question="wide", corpus=filler_corpus(30_000), options={"max_tokens": 5000}))
+    result = QueryResult.model_validate(status.output)
+    assert result.forced and result.forced_reason == "tokens" and result.answer == "what the first two said"
+    assert len([c for c in model_server.calls if is_leaf(c.request)]) == 2  # the second wave never started
+    forced = [c.request for c in model_server.calls if is_forced(c.request)]
+    assert len(forced) == 1
+    printed = "['a long read', 'a long read', \"[llm_query was not run: The query's token budget is spent.]\", "
+    assert printed in forced[0].system  # the cell finished with the answers it got, and the model saw it
