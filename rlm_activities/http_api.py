@@ -17,6 +17,7 @@ from rlm_activities.trace_html import render_trace_html
 from shared.corpus import CorpusError, load_index, render_documents, save_corpus
 from shared.models import Document, QueryRequest
 from shared.starting import root_task
+from shared.telemetry.context import start_trace
 from shared.trace import trace_tree
 
 bp = df.Blueprint()
@@ -38,8 +39,9 @@ async def start_query(req: func.HttpRequest, client: df.DurableOrchestrationClie
     except BadRequest as exc:
         return exc.response()
     instance_id = uuid.uuid4().hex
+    trace = start_trace(req.headers)  # the caller's trace, when it sent a traceparent
     try:
-        task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store())
+        task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store(), trace)
     except CorpusError as exc:
         return error_response(404, str(exc))
     await client.start_new(ORCHESTRATOR, instance_id, task.model_dump())

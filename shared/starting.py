@@ -12,6 +12,7 @@ from shared.models import CorpusSource, QueryRequest
 from shared.payloads import TextRef
 from shared.step_models import QUESTION_INLINE, RlmTask
 from shared.storage.base import BlobStore
+from shared.telemetry.context import TraceParent, start_trace
 
 
 def store_request_corpus(request: CorpusSource, store: BlobStore) -> str:
@@ -24,7 +25,10 @@ def store_request_corpus(request: CorpusSource, store: BlobStore) -> str:
     return save_corpus(store, request.corpus or "")
 
 
-def root_task(request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore) -> RlmTask:
+def root_task(
+    request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore, trace: TraceParent | None = None
+) -> RlmTask:
+    """The root's task; its trace is `trace` (an incoming request's), else one started here."""
     options = request.options
     return RlmTask(
         question=TextRef.of(request.question, store, limit=QUESTION_INLINE),
@@ -37,4 +41,5 @@ def root_task(request: QueryRequest, instance_id: str, settings: Settings, store
         max_parallel=settings.max_parallel_subqueries,
         root_model=options.root_model or settings.root_model,
         sub_model=options.sub_model or settings.sub_model,
+        trace=trace or start_trace(),
     )
