@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,10 +23,11 @@ from shared.models import QueryResult
 from shared.telemetry.context import TraceParent, query_span_id, start_trace
 from shared.telemetry.spans import CELL_SPAN, QUERY_SPAN
 from tests.support.model_server import ModelServer, ScriptedRequest
-from tests.support.rlm import is_leaf, question_of, repl, run_query
-from tests.support.telemetry import in_memory
+from tests.support.rlm import is_leaf, iteration_of, question_of, repl, run_query
+from tests.support.telemetry import OtlpReceiver, in_memory
 
 pytestmark = pytest.mark.timeout(300)
+ROOT = Path(__file__).resolve().parents[1]
 
 FAN_OUT = 3
 DOCUMENTS = [{"title": f"Shelf {i}", "content": " ".join(["apple"] * (i + 1) + ["pear"] * 3)} for i in range(FAN_OUT)]
@@ -162,3 +168,82 @@ def test_the_trace_of_an_incoming_request_is_continued() -> None:
         assert fresh.parent_span_id is None and len(fresh.trace_id) == 32 and fresh.trace_id != "0" * 32
     assert TraceParent.parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00").sampled is False
     assert Counter(start_trace().trace_id for _ in range(50)).most_common(1)[0][1] == 1
+
+
+def test_a_killed_and_resumed_query_emits_each_span_once(tmp_path: Path, model_server: ModelServer) -> None:
+    """`python -m devhost ask` exporting over OTLP/HTTP, SIGKILLed while its root waits on the model
+    after a fan-out, then run again: the spans of both runs form one tree, each exactly once."""
+    held, release = threading.Event(), threading.Event()
+
+    def script(request: ScriptedRequest) -> str:
+        if question_of(request) != "Sum the shelves":
+            return repl('Final = str(context.count("apple"))')
+        if iteration_of(request) == 1:
+            return repl('parts = context.split("\\n\\n## ")\ncounts = rlm_query_batch([("Count apples here", p) for p in parts])')
+        if not release.is_set():
+            held.set()
+            release.wait(60)
+        return repl("Final = str(sum(int(c) for c in counts))")
+
+    model_server.set_script(script)
+    corpus = tmp_path / "shelves.jsonl"
+    corpus.write_text("\n".join(json.dumps(d) for d in DOCUMENTS[:2]), encoding="utf-8")
+    args = (
+        "--corpus",
+        str(corpus),
+        "--question",
+        "Sum the shelves",
+        "--instance-id",
+        "crash-otel-1",
+        "--max-depth",
+        "1",
+        "--json",
+    )
+    with OtlpReceiver() as receiver:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "RLM_", "AZURE_", "OTEL_", "APPLICATIONINSIGHTS_"))
+        }
+        env |= {
+            "PYTHONPATH": str(ROOT), "COPILOT_HOME_DIR": str(tmp_path / "copilot-home"),
+            "MODEL_PROVIDER": "openai", "MODEL_BASE_URL": model_server.url, "MODEL_API_KEY": "test-key",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50",
+            "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        }  # fmt: skip
+        command = [sys.executable, "-m", "devhost", "ask", "--state-dir", str(tmp_path / "state"), *args]
+
+        def ask() -> subprocess.Popen[str]:
+            return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, start_new_session=True)  # fmt: skip
+
+        first = ask()
+        assert held.wait(120), "the root never reached its second iteration"
+        receiver.wait_for(
+            lambda spans: any(s.name == "rlm.resume" and s.attributes["rlm.instance_id"] == "crash-otel-1" for s in spans)
+        )
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+        before_restart = len(receiver.snapshot())
+        release.set()
+        out, err = ask().communicate(timeout=240)
+        assert out, err
+        result = QueryResult.model_validate_json(out)
+        spans = receiver.wait_for(lambda spans: sum(s.name == QUERY_SPAN for s in spans) == 3)
+
+    assert result.answer == "3"
+    assert before_restart > 0 and len(spans) > before_restart
+    assert {s.trace_id for s in spans} == {result.trace_id}
+    assert len({s.span_id for s in spans}) == len(spans)
+    queries = Counter(s.attributes["rlm.instance_id"] for s in spans if s.name == QUERY_SPAN)
+    assert queries == {"crash-otel-1": 1, "crash-otel-1-1-0": 1, "crash-otel-1-1-1": 1}
+    steps = Counter(
+        (s.attributes["rlm.instance_id"], s.attributes.get("rlm.step"), s.name) for s in spans if s.name.startswith("rlm.")
+    )
+    assert max(steps.values()) == 1, [k for k, n in steps.items() if n > 1]
+    root_steps = sorted((step or 99, name) for iid, step, name in steps if iid == "crash-otel-1")
+    assert root_steps == [(1, "rlm.open"), (2, "rlm.generate"), (3, "rlm.execute"), (4, "rlm.resume"), (5, "rlm.generate"),
+                          (6, "rlm.execute"), (99, "rlm.finish")]  # fmt: skip
+    ids = {s.span_id for s in spans}
+    root = next(s for s in spans if s.name == QUERY_SPAN and s.attributes["rlm.depth"] == 0)
+    assert root.parent_span_id is None
+    assert all(s.parent_span_id in ids for s in spans if s is not root)
+    assert Counter(iteration_of(c.request) for c in model_server.calls if question_of(c.request) == "Sum the shelves")[1] == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +15,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -143,7 +142,3 @@ def _received(span: Any) -> ReceivedSpan:
 def _value(value: Any) -> Any:
     kind = value.WhichOneof("value")
     return getattr(value, kind) if kind else None
-
-
-def spans_of(exporter: InMemorySpanExporter) -> Iterator[ReadableSpan]:
-    yield from exporter.get_finished_spans()
