@@ -50,11 +50,21 @@ class FileStore(BlobStore):
         return self._path(container, key).is_file()
 
     def list_keys(self, container: str, prefix: str = "") -> list[str]:
+        """Walks only the folder the prefix names, so a listing costs what that folder holds
+        (as Blob Storage's prefix listing does), not what the container holds."""
         base = self.root / check_key(container)
-        if not base.is_dir():
+        folder = prefix.rpartition("/")[0]
+        start = base / check_key(folder) if folder else base
+        if not start.is_dir():
             return []
-        keys = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
-        return sorted(k for k in keys if k.startswith(prefix) and not k.rsplit("/", 1)[-1].startswith(".tmp-"))
+        keys = []
+        for directory, _, names in os.walk(start):
+            relative = Path(directory).relative_to(base).as_posix()
+            for name in names:
+                key = name if relative == "." else f"{relative}/{name}"
+                if key.startswith(prefix) and not name.startswith(".tmp-"):
+                    keys.append(key)
+        return sorted(keys)
 
     def delete(self, container: str, key: str) -> None:
         self._path(container, key).unlink(missing_ok=True)
