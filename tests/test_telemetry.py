@@ -247,3 +247,27 @@ def test_a_killed_and_resumed_query_emits_each_span_once(tmp_path: Path, model_s
     assert root.parent_span_id is None
     assert all(s.parent_span_id in ids for s in spans if s is not root)
     assert Counter(iteration_of(c.request) for c in model_server.calls if question_of(c.request) == "Sum the shelves")[1] == 1
+
+
+def test_a_step_run_inside_a_host_span_keeps_its_query_parent_and_links_the_host_span() -> None:
+    from opentelemetry import trace
+
+    from shared.payloads import TextRef
+    from shared.step_models import RlmTask
+    from shared.telemetry import spans
+
+    collected = in_memory()
+    task = RlmTask(
+        question=TextRef(text="q"), corpus_id="c" * 64, root_id="link-1", max_depth=1, max_iterations=1, sub_max_iterations=1,
+        truncate_chars=200, root_model="m", sub_model="m", trace=TraceParent(trace_id="1" * 32),
+    )  # fmt: skip
+
+    @spans.traced("open")
+    def step(payload: dict[str, Any]) -> int:
+        return 1
+
+    with trace.get_tracer("host").start_as_current_span("host invocation") as host:
+        assert step({"task": task.model_dump(), "instance_id": "link-1", "step": 1, "iteration": 0}) == 1
+    (opened,) = [s for s in collected.spans.get_finished_spans() if s.attributes.get("rlm.root_id") == "link-1"]
+    assert opened.parent.span_id == query_span_id("1" * 32, "link-1") and f"{opened.context.trace_id:032x}" == "1" * 32
+    assert [link.context.span_id for link in opened.links] == [host.get_span_context().span_id]

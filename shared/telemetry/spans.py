@@ -26,7 +26,7 @@ from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes, server_attributes
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, get_current_span
 from pydantic import BaseModel
 
 from shared.step_models import RlmTask
@@ -121,7 +121,10 @@ def traced(kind: str) -> Callable[[Step], Step]:
             attributes |= {f"rlm.{k}": v for k, v in (("step", place.step), ("iteration", place.iteration)) if v is not None}
             trace_parent = task.trace_parent
             parent = remote_parent(trace_parent, query_span_id(trace_parent.trace_id, place.instance_id))
-            return tracer().start_as_current_span(f"rlm.{kind}", context=parent, attributes=attributes)
+            # The span this runs in (the Functions host's invocation, in Azure) belongs to another trace: link it.
+            invocation = get_current_span().get_span_context()
+            links = [Link(invocation)] if invocation.is_valid else []
+            return tracer().start_as_current_span(f"rlm.{kind}", context=parent, attributes=attributes, links=links)
 
         if inspect.iscoroutinefunction(step):
 
