@@ -15,6 +15,7 @@ import pytest
 
 from shared.models import QueryResult
 from shared.storage import BlobStore, Containers, FileStore
+from shared.storage.base import Versioned
 from shared.storage.blob import AzureBlobStore
 from shared.trace import InstanceMeta, StepRecord, TraceStore, trace_tree
 
@@ -45,8 +46,18 @@ class CountingStore(BlobStore):
     def exists(self, container: str, key: str) -> bool:
         return self.inner.exists(container, key)
 
-    def list_keys(self, container: str, prefix: str = "") -> list[str]:
-        keys = self.inner.list_keys(container, prefix)
+    def put_if_absent(self, container: str, key: str, data: bytes) -> str | None:
+        return self.inner.put_if_absent(container, key, data)
+
+    def read_versioned(self, container: str, key: str) -> Versioned | None:
+        self.counts["read"] += 1
+        return self.inner.read_versioned(container, key)
+
+    def replace_if(self, container: str, key: str, data: bytes, version: str) -> str | None:
+        return self.inner.replace_if(container, key, data, version)
+
+    def list_keys(self, container: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        keys = self.inner.list_keys(container, prefix, limit)
         self.counts["listings"] += 1
         self.counts["listed"] += len(keys)
         return keys
