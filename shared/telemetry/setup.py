@@ -165,7 +165,3 @@ def tracer() -> trace.Tracer:
         _tracer_of = (provider, made)
     return made
 
-
-def can_choose_ids() -> bool:
-    """Whether spans started now can take chosen ids (an SDK provider), or not (no-op or foreign)."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
