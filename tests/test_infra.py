@@ -64,6 +64,8 @@ HOST_SETTINGS: frozenset[str] = frozenset(
         "AZURE_CLIENT_ID",
         "PYTHON_THREADPOOL_THREAD_COUNT",
         "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
         "COPILOT_SKIP_CLI_DOWNLOAD",
     }
 )
@@ -395,6 +397,7 @@ def test_the_worker_streams_opentelemetry_to_application_insights() -> None:
     assert host["telemetryMode"] == "OpenTelemetry"
     settings = bicep_app_settings()
     assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    assert (settings["OTEL_TRACES_SAMPLER"], settings["OTEL_TRACES_SAMPLER_ARG"]) == ("microsoft.fixed_percentage", "1.0")
     assert dotted(body(parse(INFRA / "main.bicep")["modules"]["functionApp"])["params"]["appInsightsConnectionString"]) == (
         "monitoring.outputs.connectionString"
     )

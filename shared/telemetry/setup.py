@@ -56,7 +56,7 @@ def _install() -> Mode:
     if env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
         from azure.monitor.opentelemetry import configure_azure_monitor  # heavy: only when it is used
 
-        configure_azure_monitor(resource=_resource())
+        configure_azure_monitor(resource=_resource(), **_sampling())
         return "azure-monitor"
     named = {name.strip().lower() for name in env.get("OTEL_TRACES_EXPORTER", "").split(",")}
     if "otlp" in named or any(env.get(name) for name in OTLP_ENDPOINTS):
@@ -66,6 +66,13 @@ def _install() -> Mode:
         _install_console(metrics_too=env.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "console")
         return "console"
     return "off"
+
+
+def _sampling() -> dict[str, float]:
+    """Every trace, unless OTEL_TRACES_SAMPLER says otherwise. The distro's own default (since
+    1.8.3) is a rate-limited sampler at 5 traces per second, which drops spans of a tree that
+    fans out in a burst; a ratio sampler keeps or drops whole traces by their trace id."""
+    return {} if os.environ.get("OTEL_TRACES_SAMPLER") else {"sampling_ratio": 1.0}
 
 
 def _resource() -> Resource:
