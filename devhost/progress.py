@@ -28,7 +28,9 @@ def format_cost(cost: float) -> str:
 
 
 class ProgressView:
-    """Shows phase, iteration, depth, sub-queries, tokens, cost and budgets; a no-op off a terminal."""
+    """Shows phase, iteration, the step running (with its first line of code), depth, sub-queries,
+    tokens and cost against their budgets, elapsed time, the deadline and the trace id; a no-op
+    off a terminal."""
 
     def __init__(self, console: Console, instance_id: str) -> None:
         self.console = console
@@ -54,6 +56,8 @@ class ProgressView:
         table.add_row(Text("RLM", style="bold cyan"), Text(self.instance_id, style="dim"))
         table.add_row("phase", str(status.get("phase", "starting")))
         table.add_row("iteration", f"{status.get('iteration', 0)} / {status.get('max_iterations', '?')}")
+        if status.get("step"):
+            table.add_row("step", _running(status))
         table.add_row("depth", f"{status.get('depth', 0)} (sub-queries recurse to depth {status.get('max_depth', '?')})")
         table.add_row("sub-queries", f"{status.get('sub_queries_running', 0)} running, {status.get('sub_queries_done', 0)} done")
         tokens = f"{status.get('tokens', 0)} ({status.get('cached_tokens', 0)} cached)"
@@ -70,7 +74,29 @@ class ProgressView:
             table.add_row("deadline", f"in {left:.0f} s" if left > 0 else "passed")
         if status.get("forced_reason"):
             table.add_row("answering", f"with what it has, {FORCED_BECAUSE.get(status['forced_reason'], status['forced_reason'])}")
+        table.add_row("elapsed", f"{_elapsed(status):.1f} s")
+        if status.get("trace_id"):
+            table.add_row("trace", Text(str(status["trace_id"]), style="dim"))
         return table
+
+
+def _running(status: dict[str, Any]) -> Text:
+    """The step running now and, while a cell runs, the first line of its code."""
+    text = Text(f"#{status['step']}")
+    if status.get("code"):
+        text.append("  ")
+        text.append(str(status["code"]), style="green")
+    return text
+
+
+def _elapsed(status: dict[str, Any]) -> float:
+    """Seconds since the query started, by this machine's clock (the status's own figure is
+    as of its last update); the status's figure when the start is unknown."""
+    started = status.get("started_at")
+    try:
+        return max((datetime.now(UTC) - datetime.fromisoformat(started)).total_seconds(), 0.0) if started else 0.0
+    except (TypeError, ValueError):
+        return float(status.get("elapsed_seconds") or 0.0)
 
 
 def print_result(console: Console, result: QueryResult) -> None:
@@ -87,3 +113,5 @@ def print_result(console: Console, result: QueryResult) -> None:
         f"{used.total_tokens} tokens ({used.cached_tokens} cached){cost}, {result.duration_seconds:.1f} s; "
         f"instance {result.instance_id}; trace {result.trace}[/dim]"
     )
+    if result.trace_id:
+        console.print(f"[dim]OpenTelemetry trace {result.trace_id} (Application Insights operation id)[/dim]")

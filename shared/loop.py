@@ -81,9 +81,9 @@ class RlmLoop:
         self.runtime = runtime
         self.task = task
         self.instance_id = runtime.instance_id
-        now = runtime.now()
-        self.started_at = now.isoformat()
-        self.budget = task.budget.started(now)
+        self.started = runtime.now()
+        self.started_at = self.started.isoformat()
+        self.budget = task.budget.started(self.started)
         self.deadline: Any = None  # the runtime's timer, when there is a deadline
         self.step = 0
         self.usage: dict[str, TokenUsage] = {}
@@ -93,6 +93,7 @@ class RlmLoop:
         self.used_sections: list[str] = []
         self.progress = Progress(
             phase="starting", depth=task.depth, max_depth=task.max_depth, iteration=0, max_iterations=task.max_iterations,
+            started_at=self.started_at, trace_id=task.trace_parent.trace_id,
             max_tokens=self.budget.tokens, max_cost=self.budget.cost,
             deadline=self.budget.deadline.isoformat() if self.budget.deadline else None,
         )  # fmt: skip
@@ -150,7 +151,7 @@ class RlmLoop:
                 if generated.final is not None:
                     return iteration, generated.final, "final"
                 continue
-            summary = yield from self._run_cell(iteration, code_step)
+            summary = yield from self._run_cell(iteration, code_step, generated.code_preview)
             self.used_sections = summary.used_sections or self.used_sections
             if summary.final is not None:
                 return iteration, summary.final, "final"
@@ -165,11 +166,12 @@ class RlmLoop:
         self._add_usage({str(self.task.depth): forced.usage})
         return iteration, forced.final or TextRef(text=""), "forced"
 
-    def _run_cell(self, iteration: int, code_step: int) -> Steps:
+    def _run_cell(self, iteration: int, code_step: int, code: str | None) -> Steps:
         """Execute, then fan out and resume while the cell waits on requests. Once the budget
         is spent, the waiting requests are answered that they were not run, once, so the cell
         can finish and show the model what it did; a cell that asks again is left waiting."""
         cell_id = f"{self.instance_id}-{iteration}"
+        self.progress.code = code
         self._report("executing", iteration)
         step = self._step("execute_cell", iteration, cell_id=cell_id, code_step=code_step)
         summary = CellSummary.model_validate((yield from self._wait(step)))
@@ -186,6 +188,7 @@ class RlmLoop:
             self._report("executing", iteration)
             step = self._step("resume_cell", iteration, cell_id=cell_id, answers=answers)
             summary = CellSummary.model_validate((yield from self._wait(step)))
+        self.progress.code = None
         return summary
 
     def _fan_out(self, iteration: int, pending: list[PendingRef], first: int) -> Steps:
@@ -214,7 +217,7 @@ class RlmLoop:
                 leaf = request.model_dump(include={"kind", "question", "corpus_id", "requested_model", "model"})
                 work.append(self._step("leaf_query", iteration, request_id=request.id, **leaf))
         self.progress.sub_queries_running += len(work)
-        self._report("sub-queries", iteration)
+        self._report("sub-queries", iteration, step=self.step)
         outputs = yield self.runtime.all(work)
         answers = {}
         for request, output in zip(pending, outputs, strict=True):
@@ -245,7 +248,13 @@ class RlmLoop:
 
     def _step(self, name: str, iteration: int, **extra: Any) -> Any:
         self.step += 1
-        payload = {"task": self.task.model_dump(), "instance_id": self.instance_id, "step": self.step, "iteration": iteration, **extra}
+        payload = {
+            "task": self.task.model_dump(),
+            "instance_id": self.instance_id,
+            "step": self.step,
+            "iteration": iteration,
+            **extra,
+        }
         return self.runtime.step(name, payload)
 
     def _used(self) -> TokenUsage:
@@ -255,14 +264,17 @@ class RlmLoop:
         for depth, used in usage.items():
             self.usage[depth] = self.usage.get(depth, TokenUsage()) + used
 
-    def _report(self, phase: str, iteration: int) -> None:
+    def _report(self, phase: str, iteration: int, *, step: int | None = None) -> None:
+        """Progress as the next step starts (or, waiting on sub-queries, the step that asked for them)."""
         used = self._used()
         self.progress.phase = phase
         self.progress.iteration = iteration
+        self.progress.step = self.step + 1 if step is None else step
         self.progress.tokens = used.total_tokens
         self.progress.cached_tokens = used.cached_tokens
         self.progress.cost = used.cost
         self.progress.forced_reason = self.forced_reason
+        self.progress.elapsed_seconds = round((self.runtime.now() - self.started).total_seconds(), 3)
         self.runtime.report(self.progress.model_copy())
 
 

@@ -16,6 +16,7 @@ from shared.models import CorpusSource, QueryRequest
 from shared.payloads import TextRef
 from shared.step_models import QUESTION_INLINE, RlmTask
 from shared.storage.base import BlobStore
+from shared.telemetry.context import TraceParent, start_trace
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,10 @@ def register_corpus(store: BlobStore, corpus_id: str) -> CorpusIndex:
     return index
 
 
-def root_task(request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore) -> RlmTask:
+def root_task(
+    request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore, trace: TraceParent | None = None
+) -> RlmTask:
+    """The root's task; its trace is `trace` (an incoming request's), else one started here."""
     options = request.options
     root_model, sub_model = options.root_model or settings.root_model, options.sub_model or settings.sub_model
     budget = Budget(
@@ -69,4 +73,5 @@ def root_task(request: QueryRequest, instance_id: str, settings: Settings, store
         root_model=root_model,
         sub_model=sub_model,
         budget=budget,
+        trace=trace or start_trace(),
     )
