@@ -135,6 +135,7 @@ class BatchRow(BaseModel):
     answer: str | None
     expected: str | None
     correct: bool | None
+    f1: float | None = None
     forced: bool = False
     iterations: int | None
     usage: TokenUsage
@@ -159,6 +160,7 @@ class BatchSummary(BaseModel):
     with_expected: int
     correct: int
     accuracy: float | None
+    f1: float | None = None
     usage: TokenUsage
     total_tokens: int
     latency_seconds: Latency | None

@@ -3,43 +3,34 @@
 from __future__ import annotations
 
 import math
-import re
 import statistics
-import unicodedata
 from collections.abc import Iterable
 
 from rlm_activities.batch_models import BatchRow, BatchSummary, Latency, StoredQuestion, query_instance_id
+from shared.grading import exact_match, token_f1
 from shared.models import QueryResult, TokenUsage
 
-NON_WORD = re.compile(r"[\W_]+")
 
-
-def normalize(text: str) -> str:
-    """Case, Unicode compatibility forms, punctuation and spacing do not make an answer wrong."""
-    return NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-
-
-def is_correct(answer: str, expected: str) -> bool:
-    """Normalized exact match, or the expected answer appearing as whole words in the answer."""
-    got, want = normalize(answer), normalize(expected)
-    if not want:
-        return got == want
-    return got == want or f" {want} " in f" {got} "
-
-
-def build_row(batch_id: str, index: int, question: StoredQuestion, result: QueryResult | None, answer: str | None, error: str | None) -> BatchRow:
+def build_row(
+    batch_id: str, index: int, question: StoredQuestion, result: QueryResult | None, answer: str | None, error: str | None
+) -> BatchRow:
     """A row from the query's stored result and the error its orchestration ended with, if any."""
     instance_id = query_instance_id(batch_id, index)
     failed = result is None or result.failed or error is not None
     if failed:
         error = (result.error if result else None) or error or "the query ended without a result"
-    correct = None if question.expected is None else (not failed and answer is not None and is_correct(answer, question.expected))
+    correct = f1 = None
+    if question.expected is not None:
+        scored = answer if not failed and answer is not None else ""
+        correct = bool(scored) and exact_match(scored, question.expected)
+        f1 = token_f1(scored, question.expected) if scored else 0.0
     return BatchRow(
         id=question.id,
         question=question.question,
         answer=None if failed else answer,
         expected=question.expected,
         correct=correct,
+        f1=f1,
         forced=bool(result and result.forced),
         iterations=result.iterations if result else None,
         usage=total_usage(result.usage.values()) if result else TokenUsage(),
@@ -82,6 +73,7 @@ def summarize(batch_id: str, rows: list[BatchRow], started_at: str, ended_at: st
         with_expected=len(scored),
         correct=correct,
         accuracy=round(correct / len(scored), 4) if scored else None,
+        f1=round(statistics.fmean(r.f1 or 0.0 for r in scored), 4) if scored else None,
         usage=usage,
         total_tokens=usage.prompt_tokens + usage.completion_tokens,
         latency_seconds=latency,
