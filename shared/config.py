@@ -20,9 +20,7 @@ class Settings(BaseSettings):
 
     # Model provider (BYOK through the Copilot SDK).
     model_provider: Literal["openai", "azure"] | None = Field(None, alias="MODEL_PROVIDER")
-    model_base_url: str | None = Field(
-        None, validation_alias=AliasChoices("MODEL_BASE_URL", "AZURE_PROJECT_ENDPOINT")
-    )
+    model_base_url: str | None = Field(None, validation_alias=AliasChoices("MODEL_BASE_URL", "AZURE_PROJECT_ENDPOINT"))
     model_api_key: str | None = Field(None, alias="MODEL_API_KEY")
     azure_openai_api_version: str | None = Field(None, alias="AZURE_OPENAI_API_VERSION")
     root_model: str = Field("gpt-5-4-mini", alias="ROOT_MODEL")
@@ -61,11 +59,26 @@ class Settings(BaseSettings):
     # Batches.
     batch_concurrency: int = Field(4, ge=1, le=64, alias="RLM_BATCH_CONCURRENCY")
 
+    # Retrieval baselines (keyword, vector, hybrid, agentic) and the judge that grades answers.
+    embedding_model: str = Field("text-embedding-3-small", min_length=1, alias="EMBEDDING_MODEL")
+    judge_model: str | None = Field(None, min_length=1, alias="JUDGE_MODEL")
+    retrieval_top_k: int = Field(8, ge=1, le=50, alias="RETRIEVAL_TOP_K")
+    retrieval_passage_chars: int = Field(1200, ge=200, le=8000, alias="RETRIEVAL_PASSAGE_CHARS")
+    agentic_max_rounds: int = Field(3, ge=1, le=10, alias="AGENTIC_MAX_ROUNDS")
+    # Azure AI Search serves keyword, vector and hybrid retrieval when set (keyless).
+    azure_search_endpoint: str | None = Field(None, alias="AZURE_SEARCH_ENDPOINT")
+    search_index_name: str = Field("rlm-passages", pattern=r"^[a-z0-9][a-z0-9-]{1,126}$", alias="SEARCH_INDEX_NAME")
+
     @model_validator(mode="after")
     def _provider_needs_endpoint(self) -> Settings:
         if self.model_provider and not self.model_base_url:
             raise ValueError("MODEL_PROVIDER is set but MODEL_BASE_URL (or AZURE_PROJECT_ENDPOINT) is not")
         return self
+
+    @property
+    def judge(self) -> str:
+        """The model that grades answers: JUDGE_MODEL, else the root model."""
+        return self.judge_model or self.root_model
 
     @property
     def model_configured(self) -> bool:

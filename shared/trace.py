@@ -13,7 +13,7 @@ from shared.prompts import Turn
 from shared.protocol import truncate_output
 from shared.storage.base import BlobNotFound, BlobStore
 
-StepKind = Literal["generate", "execute", "resume", "leaf", "forced"]
+StepKind = Literal["generate", "execute", "resume", "leaf", "forced", "index", "retrieve", "rewrite", "answer", "judge"]
 
 
 def utcnow() -> datetime:
@@ -31,6 +31,26 @@ class InstanceMeta(BaseModel):
     corpus_id: str
     context_chars: int
     started_at: datetime
+    strategy: str = "rlm"
+
+
+class RetrievedPassage(BaseModel):
+    """A passage a retrieval step found, by rank."""
+
+    passage: int
+    title: str
+    document_id: str | None = None
+    score: float
+
+
+class RetrievalDetail(BaseModel):
+    """What a retrieval baseline's step did: the indexes it built or reused, the query it
+    ran and what that found."""
+
+    query: str | None = None
+    hits: list[RetrievedPassage] = Field(default_factory=list)
+    built: list[str] = Field(default_factory=list)
+    reused: list[str] = Field(default_factory=list)
 
 
 class StepRecord(BaseModel):
@@ -48,6 +68,7 @@ class StepRecord(BaseModel):
     cell: CellResult | None = None
     answers: dict[str, str] = Field(default_factory=dict)
     children: dict[str, str] = Field(default_factory=dict)
+    retrieval: RetrievalDetail | None = None
     error: str | None = None
 
 
@@ -73,7 +94,9 @@ class TraceStore:
         self.store.put_text(self.container, step_key(root_id, record.instance_id, record.step), record.model_dump_json())
 
     def write_result(self, root_id: str, result: QueryResult) -> None:
-        self.store.put_text(self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json())
+        self.store.put_text(
+            self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json()
+        )
 
     def read_step(self, root_id: str, instance_id: str, step: int) -> StepRecord:
         return StepRecord.model_validate_json(self.store.get_bytes(self.container, step_key(root_id, instance_id, step)))
@@ -115,7 +138,9 @@ def cell_view(cell: CellResult, truncate_chars: int) -> str:
     if cell.stderr:
         parts.append(f"[stderr]\n{cell.stderr}")
     if cell.status == "timeout":
-        parts.append(f"[the cell was stopped: {cell.error or 'it ran past its time limit'}; the REPL was restored to its state before this cell]")
+        parts.append(
+            f"[the cell was stopped: {cell.error or 'it ran past its time limit'}; the REPL was restored to its state before this cell]"
+        )
     elif cell.status == "error" and cell.error and cell.error not in cell.stderr:
         parts.append(f"[error] {cell.error}")
     text = "\n".join(parts) if parts else "[no output]"
