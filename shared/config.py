@@ -20,7 +20,9 @@ class Settings(BaseSettings):
 
     # Model provider (BYOK through the Copilot SDK).
     model_provider: Literal["openai", "azure"] | None = Field(None, alias="MODEL_PROVIDER")
-    model_base_url: str | None = Field(None, validation_alias=AliasChoices("MODEL_BASE_URL", "AZURE_PROJECT_ENDPOINT"))
+    model_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("MODEL_BASE_URL", "AZURE_PROJECT_ENDPOINT")
+    )
     model_api_key: str | None = Field(None, alias="MODEL_API_KEY")
     azure_openai_api_version: str | None = Field(None, alias="AZURE_OPENAI_API_VERSION")
     root_model: str = Field("gpt-5-4-mini", alias="ROOT_MODEL")

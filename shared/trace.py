@@ -94,9 +94,7 @@ class TraceStore:
         self.store.put_text(self.container, step_key(root_id, record.instance_id, record.step), record.model_dump_json())
 
     def write_result(self, root_id: str, result: QueryResult) -> None:
-        self.store.put_text(
-            self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json()
-        )
+        self.store.put_text(self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json())
 
     def read_step(self, root_id: str, instance_id: str, step: int) -> StepRecord:
         return StepRecord.model_validate_json(self.store.get_bytes(self.container, step_key(root_id, instance_id, step)))
@@ -138,9 +136,7 @@ def cell_view(cell: CellResult, truncate_chars: int) -> str:
     if cell.stderr:
         parts.append(f"[stderr]\n{cell.stderr}")
     if cell.status == "timeout":
-        parts.append(
-            f"[the cell was stopped: {cell.error or 'it ran past its time limit'}; the REPL was restored to its state before this cell]"
-        )
+        parts.append(f"[the cell was stopped: {cell.error or 'it ran past its time limit'}; the REPL was restored to its state before this cell]")
     elif cell.status == "error" and cell.error and cell.error not in cell.stderr:
         parts.append(f"[error] {cell.error}")
     text = "\n".join(parts) if parts else "[no output]"
