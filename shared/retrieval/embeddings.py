@@ -139,9 +139,11 @@ class EmbeddingClient:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 response = await http.post(self.url, json=body, headers=await self._headers())
+            except httpx.ConnectError as exc:  # nothing listens there: retrying will not help
+                raise EmbeddingError(f"{where} is unreachable: {exc}") from exc
             except httpx.TransportError as exc:
                 if attempt == ATTEMPTS:
-                    raise EmbeddingError(f"{where} is unreachable: {exc}") from exc
+                    raise EmbeddingError(f"{where} did not answer: {exc!r}") from exc
                 await asyncio.sleep(min(2**attempt, 20))
                 continue
             if response.status_code in RETRY_STATUSES and attempt < ATTEMPTS:

@@ -111,7 +111,8 @@ class RetrievalIndexes:
         reused: list[str] = []
         usage = TokenUsage()
         (built if await self._ensure_passages(corpus_id) else reused).append("keyword")
-        if NEEDS_VECTORS & set(strategies):
+        # Azure AI Search holds passages with their vectors, whichever strategy asks first.
+        if NEEDS_VECTORS & set(strategies) or self.azure_search is not None:
             new, spent = await self._ensure_vectors(corpus_id)
             (built if new else reused).append("vector")
             usage += spent

@@ -19,7 +19,7 @@ SEARCH: <a new search query>   to search again, with different words (names, syn
                                the fact that is still missing), or
 ANSWER                         when the passages found are enough to answer."""
 
-SEARCH_LINE = re.compile(r"^\s*\**SEARCH\**\s*:\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
+SEARCH_LINE = re.compile(r"^\s*\**SEARCH(?:\**\s*:|\s*:\s*\**)\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
 SNIPPET_CHARS = 300
 MAX_QUERY_CHARS = 500
 
@@ -46,7 +46,7 @@ def parse_rewrite(reply: str, tried: list[str]) -> str | None:
     match = SEARCH_LINE.search(reply)
     if match is None:
         return None
-    query = match.group(1).strip().strip("`\"'")[:MAX_QUERY_CHARS]
+    query = match.group(1).strip().strip("*`\"' ")[:MAX_QUERY_CHARS]
     if not query or query.casefold() in {q.casefold() for q in tried}:
         return None
     return query

@@ -154,6 +154,7 @@ class _State:
     calls: list[RecordedCall] = field(default_factory=list)
     other_requests: list[tuple[str, str]] = field(default_factory=list)
     embedding_calls: list[EmbeddingCall] = field(default_factory=list)
+    embedding_errors: list[tuple[ScriptedError, dict[str, str]]] = field(default_factory=list)
     script_failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -210,6 +211,11 @@ class _Handler(BaseHTTPRequestHandler):
         call = EmbeddingCall(path, query, model, inputs, {k.lower(): v for k, v in self.headers.items()})
         with self.server.state.lock:
             self.server.state.embedding_calls.append(call)
+            failure = self.server.state.embedding_errors.pop(0) if self.server.state.embedding_errors else None
+        if failure is not None:
+            error, headers = failure
+            self._json(error.status, {"error": {"message": error.message, "code": error.status}}, headers)
+            return
         dimensions = int(body.get("dimensions") or EMBEDDING_DIMENSIONS)
         data = []
         for index, text in enumerate(inputs):
@@ -248,11 +254,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._json(200, _completion(request, reply))
 
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
+    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -366,6 +374,12 @@ class ModelServer:
     def other_requests(self) -> list[tuple[str, str]]:
         """Requests that were not chat completions (e.g. `GET /models`)."""
         return list(self._state.other_requests)
+
+    def fail_embeddings(self, *errors: ScriptedError, retry_after: float | None = None) -> None:
+        """Answer the next embeddings requests with these errors, in order."""
+        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+        with self._state.lock:
+            self._state.embedding_errors.extend((error, headers) for error in errors)
 
     @property
     def embedding_calls(self) -> list[EmbeddingCall]:
