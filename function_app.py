@@ -7,6 +7,8 @@ from rlm_activities.activities import bp as activities
 from rlm_activities.batch import bp as batch
 from rlm_activities.batch_http import bp as batch_http
 from rlm_activities.batch_queue import bp as batch_queue
+from rlm_activities.compare import bp as compare
+from rlm_activities.compare_http import bp as compare_http
 from rlm_activities.http_api import bp as http_api
 from rlm_activities.orchestrator import bp as orchestrator
 from rlm_activities.retrieval import bp as retrieval
@@ -19,3 +21,5 @@ app.register_functions(batch)
 app.register_functions(batch_http)
 app.register_functions(batch_queue)
 app.register_functions(retrieval)
+app.register_functions(compare)
+app.register_functions(compare_http)
