@@ -10,6 +10,7 @@ from rlm_activities.batch_queue import bp as batch_queue
 from rlm_activities.compare import bp as compare
 from rlm_activities.compare_http import bp as compare_http
 from rlm_activities.http_api import bp as http_api
+from rlm_activities.judge import bp as judge
 from rlm_activities.orchestrator import bp as orchestrator
 from rlm_activities.retrieval import bp as retrieval
 
@@ -23,3 +24,4 @@ app.register_functions(batch_queue)
 app.register_functions(retrieval)
 app.register_functions(compare)
 app.register_functions(compare_http)
+app.register_functions(judge)

@@ -119,16 +119,6 @@ def compare_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
 
 
 @bp.activity_trigger(input_name="payload")
-async def judge_answer(payload: dict[str, Any]) -> dict[str, Any]:
-    return await judge.judge_answer(payload, services.parts())
-
-
-@bp.activity_trigger(input_name="payload")
-async def judge_pair(payload: dict[str, Any]) -> dict[str, Any]:
-    return await judge.judge_pair(payload, services.parts())
-
-
-@bp.activity_trigger(input_name="payload")
 def write_compare(payload: dict[str, Any]) -> dict[str, Any]:
     """The side-by-side result from each strategy's stored result; stored in full, returned."""
     p = WriteCompareInput.model_validate(payload)
