@@ -3,44 +3,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
 
-from rlm_activities.orchestrator import MODEL_RETRY, SANDBOX_RETRY
+from rlm_activities.orchestrator import MODEL_RETRY, SANDBOX_RETRY, DurableRuntime
 from rlm_activities.services import retrieval
 from shared.loop import Steps
 from shared.retrieval import steps
 from shared.retrieval.loop import RetrievalLoop
 from shared.retrieval.models import StrategyTask
-from shared.step_models import Progress
 
 STRATEGY_ORCHESTRATOR = "retrieval_orchestrator"
 # Index builds and searches call the embeddings endpoint too: retry them as model calls.
-RETRIES = {
-    name: MODEL_RETRY
-    for name in ("retrieval_index", "retrieval_search", "retrieval_rewrite", "retrieval_answer", "prepare_indexes")
-}
+RETRIES = {name: MODEL_RETRY for name in ("retrieval_index", "retrieval_search", "retrieval_rewrite", "retrieval_answer")}
 
 bp = df.Blueprint()
 
 
-class StrategyRuntime:
-    """A baseline's runtime on Durable Functions: each step is an activity with retries."""
-
-    def __init__(self, context: df.DurableOrchestrationContext) -> None:
-        self.context = context
-        self.instance_id = context.instance_id
-
-    def now(self) -> datetime:
-        return self.context.current_utc_datetime
+class StrategyRuntime(DurableRuntime):
+    """A baseline's runtime on Durable Functions: its steps are activities with retries."""
 
     def step(self, name: str, payload: dict[str, Any]) -> Any:
         return self.context.call_activity_with_retry(name, RETRIES.get(name, SANDBOX_RETRY), payload)
-
-    def report(self, progress: Progress) -> None:
-        self.context.set_custom_status(progress.model_dump())
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=STRATEGY_ORCHESTRATOR)

@@ -115,3 +115,26 @@ def test_compare_returns_all_five_strategies_side_by_side_with_scores(rlm_env: P
     assert result["index"]["built"] == ["keyword", "vector"]
     assert missing.status_code == 404 and "no comparison" in missing.json()["error"]
     assert bad.status_code == 400 and bad.json()["details"][0]["field"].startswith("strategies")
+
+
+def test_strategies_whose_embeddings_fail_are_failed_rows_and_the_others_answer(rlm_env: Path, model_server: ModelServer) -> None:
+    from tests.support.model_server import ScriptedError
+
+    model_server.set_script(script)
+    model_server.fail_embeddings(*[ScriptedError(400, "no such embedding model")] * 50)
+    body = {"question": "What is the vault's secret code?", "documents": needle_documents(), "expected": "4417", "judge": False}
+
+    async def run(client: httpx.AsyncClient):
+        started = await client.post("/api/compare", json={**body, "strategies": ["rlm", "keyword", "vector", "hybrid"]})
+        return await finished(client, started.json()["status_url"])
+
+    done = serve_app(rlm_env, run)
+    assert done["status"] == "Completed", done
+    rows = {s["strategy"]: s for s in done["result"]["strategies"]}
+    assert rows["rlm"]["scores"]["exact_match"] is True and rows["keyword"]["scores"]["exact_match"] is True
+    for strategy in ("vector", "hybrid"):
+        assert rows[strategy]["answer"] is None and "no such embedding model" in rows[strategy]["error"]
+        assert rows[strategy]["scores"]["exact_match"] is False
+    assert done["progress"]["strategies"] == {"rlm": "done", "keyword": "done", "vector": "failed", "hybrid": "failed"}
+    assert done["result"]["index"] is None and done["result"]["preference"] == []
+    assert not [c for c in model_server.calls if is_judge(c.request)]

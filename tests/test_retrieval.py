@@ -123,3 +123,26 @@ def test_a_baseline_that_cannot_answer_fails_with_a_recorded_error(rlm_env: Path
     assert status.runtime_status == "Failed"
     result = services.traces().result("refused-1", "refused-1")
     assert result is not None and result.failed and "the model refuses" in (result.error or "")
+
+
+def test_a_baseline_runs_in_process_as_a_library(rlm_env: Path, model_server: ModelServer) -> None:
+    from shared.config import Settings
+    from shared.llm import close_models
+    from shared.models import QueryRequest
+    from shared.retrieval.loop import run_strategy_local
+    from shared.retrieval.steps import RetrievalParts
+    from shared.steps import Parts
+
+    model_server.set_script(answer_from_passages)
+    parts = RetrievalParts.from_parts(Parts.from_settings(Settings()))
+    request = QueryRequest(question="What is the vault's secret code?", documents=needle_documents(12))
+
+    async def run():
+        try:
+            return await run_strategy_local(request, "hybrid", parts, instance_id="library-1")
+        finally:
+            await close_models()
+
+    result = asyncio.run(run())
+    assert result.answer.startswith("The secret code is 4417") and result.sources[0].title == NEEDLE_TITLE
+    assert [s.kind for s in parts.traces.steps("library-1", "library-1")] == ["index", "retrieve", "answer"]
