@@ -49,6 +49,7 @@ OPTIONAL_IN_AZURE: dict[str, str] = {
     "AGENTIC_MAX_ROUNDS": "retrieval tuning; default kept",
     "AZURE_SEARCH_ENDPOINT": "optional: without it the baselines search indexes kept in Blob Storage",
     "SEARCH_INDEX_NAME": "only with AZURE_SEARCH_ENDPOINT; default kept",
+    "RLM_ALLOWED_MODELS": "none by default: code may name only the deployed ROOT_MODEL and SUB_MODEL",
 }
 
 # Settings read by the Functions host, the Python worker or the Copilot SDK rather than shared/config.py.
