@@ -20,7 +20,10 @@ from shared.storage.base import BlobStore
 COMPARE_ORCHESTRATOR = "compare_orchestrator"
 # Children are "{compare_id}-{strategy}" and must stay within a root instance id's 64 characters.
 COMPARE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,47}$"
+# The comparison is the orchestration's output, kept in history: answers and source lists
+# are cut there (the strategy's own result has them whole).
 ANSWER_INLINE = 4000
+SOURCES_INLINE = 50
 
 
 def strategy_instance_id(base: str, strategy: Strategy) -> str:
@@ -92,6 +95,7 @@ class StrategyOutcome(BaseModel):
     answer: str | None
     answer_truncated: bool = False
     sources: list[Source] = Field(default_factory=list)
+    sources_total: int = 0
     latency_seconds: float | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost: float | None = None
@@ -149,7 +153,8 @@ def outcome(
         strategy=strategy,
         answer=shown,
         answer_truncated=answer is not None and len(answer) > ANSWER_INLINE,
-        sources=result.sources if result and not failed else [],
+        sources=result.sources[:SOURCES_INLINE] if result and not failed else [],
+        sources_total=len(result.sources) if result and not failed else 0,
         latency_seconds=result.duration_seconds if result else None,
         usage=sum(result.usage.values(), TokenUsage()) if result else TokenUsage(),
         scores=scores,
