@@ -11,6 +11,7 @@ from rlm_activities.compare import bp as compare
 from rlm_activities.compare_http import bp as compare_http
 from rlm_activities.http_api import bp as http_api
 from rlm_activities.judge import bp as judge
+from rlm_activities.openapi import bp as openapi
 from rlm_activities.orchestrator import bp as orchestrator
 from rlm_activities.retrieval import bp as retrieval
 
@@ -25,3 +26,4 @@ app.register_functions(retrieval)
 app.register_functions(compare)
 app.register_functions(compare_http)
 app.register_functions(judge)
+app.register_functions(openapi)

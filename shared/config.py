@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Batches.
     batch_concurrency: int = Field(4, ge=1, le=64, alias="RLM_BATCH_CONCURRENCY")
 
+    # HTTP API: root queries started over HTTP and running at once, across the app; more
+    # get 429 with Retry-After. A batch's queries are bounded by its own concurrency.
+    max_running_queries: int = Field(16, ge=1, le=10_000, alias="RLM_MAX_RUNNING_QUERIES")
+
     # Retrieval baselines (keyword, vector, hybrid, agentic) and the judge that grades answers.
     embedding_model: str = Field("text-embedding-3-small", min_length=1, alias="EMBEDDING_MODEL")
     judge_model: str | None = Field(None, min_length=1, alias="JUDGE_MODEL")
