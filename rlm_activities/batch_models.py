@@ -75,7 +75,7 @@ class BatchRequest(CorpusSource):
     )
     options: QueryOptions = Field(default_factory=QueryOptions)
     concurrency: int | None = Field(None, ge=1, le=64)
-    strategies: list[Strategy] = Field(default_factory=lambda: ["rlm"], min_length=1, max_length=5)
+    strategies: list[Strategy] = Field(default_factory=lambda: ["rlm"], min_length=1, max_length=5, json_schema_extra={"uniqueItems": True})
     # The LLM judge grades every answer; by default only when strategies are compared.
     judge: bool | None = None
 

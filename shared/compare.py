@@ -33,7 +33,9 @@ def strategy_instance_id(base: str, strategy: Strategy) -> str:
 class CompareRequest(QueryRequest):
     """A question for several strategies at once, optionally with the answer expected."""
 
-    strategies: list[Strategy] = Field(default_factory=lambda: list(STRATEGIES), min_length=1, max_length=len(STRATEGIES))
+    strategies: list[Strategy] = Field(
+        default_factory=lambda: list(STRATEGIES), min_length=1, max_length=len(STRATEGIES), json_schema_extra={"uniqueItems": True}
+    )
     expected: str | None = Field(None, min_length=1, max_length=20_000)
     judge: bool = True
 
