@@ -34,7 +34,10 @@ class CompareRequest(QueryRequest):
     """A question for several strategies at once, optionally with the answer expected."""
 
     strategies: list[Strategy] = Field(
-        default_factory=lambda: list(STRATEGIES), min_length=1, max_length=len(STRATEGIES), json_schema_extra={"uniqueItems": True}
+        default_factory=lambda: list(STRATEGIES),
+        min_length=1,
+        max_length=len(STRATEGIES),
+        json_schema_extra={"uniqueItems": True},
     )
     expected: str | None = Field(None, min_length=1, max_length=20_000)
     judge: bool = True
