@@ -1,4 +1,5 @@
-"""The Azure Functions app: registers the RLM blueprints, nothing else."""
+"""The Azure Functions app: registers the RLM blueprints, nothing else (after configuring
+OpenTelemetry for this process, before any function runs, as Azure documents)."""
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -14,6 +15,9 @@ from rlm_activities.judge import bp as judge
 from rlm_activities.openapi import bp as openapi
 from rlm_activities.orchestrator import bp as orchestrator
 from rlm_activities.retrieval import bp as retrieval
+from shared.telemetry.setup import configure as configure_telemetry
+
+configure_telemetry()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(orchestrator)

@@ -167,11 +167,13 @@ class BatchRun:
             output = yield self.context.call_activity_with_retry("batch_questions", STORAGE_RETRY, page.model_dump())
             self.questions.extend(PageOutput.model_validate(output).questions)
         instance_id = query_instance_id(self.batch.batch_id, index, strategy)
+        update: dict[str, Any] = {"question": self.questions[index], "root_id": instance_id}
         if strategy == "rlm":
-            name, template = ORCHESTRATOR, self.batch.template
+            # Each question is a root query with a trace of its own (derived from its id, so replays agree).
+            name, template, update = ORCHESTRATOR, self.batch.template, update | {"trace": None}
         else:
             name, template = STRATEGY_ORCHESTRATOR, self.batch.baselines[strategy]
-        task = template.model_copy(update={"question": self.questions[index], "root_id": instance_id})
+        task = template.model_copy(update=update)
         self.running[self.context.call_sub_orchestrator(name, task.model_dump(), instance_id)] = ("query", instance_id)
 
     def _judge(self, instance_id: str) -> None:
