@@ -59,7 +59,7 @@ def test_http_starter_and_status_query_links(tmp_path: Path) -> None:
     assert final["runtimeStatus"] == "Completed"
     assert final["input"] == ["Ada", "Bob"]
     assert final["output"]["greetings"] == ["Hello Ada", "Hello Bob"]
-    assert history[1]["EventType"] == 0
+    assert history[0]["EventType"] == "ExecutionStarted" and history[0]["FunctionName"] == "sequence"
 
 
 def test_plain_http_trigger_with_route_params(tmp_path: Path) -> None:
@@ -88,27 +88,28 @@ def test_client_raise_event_and_management_api(tmp_path: Path) -> None:
     async def body(host):
         server, origin = await serving(host)
         api = f"{origin}/runtime/webhooks/durabletask"
+        key = {"code": host.keys.system_key}
         try:
             async with aiohttp.ClientSession() as session:
-                async with session.post(f"{api}/orchestrators/waits/h1") as r:
+                async with session.post(f"{api}/orchestrators/waits/h1", params=key) as r:
                     assert r.status == 202
                 while (await host.get_status("h1")).custom_status != "waiting":
                     await host.engine.wait_changed("h1", 1.0)
                 async with session.post(f"{origin}/api/events/h1/approve", json="ok") as r:
                     assert r.status == 200
-                done = await poll(session, f"{api}/instances/h1")
-                async with session.post(f"{api}/orchestrators/waits/h2") as r:
+                done = await poll(session, f"{api}/instances/h1?code={key['code']}")
+                async with session.post(f"{api}/orchestrators/waits/h2", params=key) as r:
                     assert r.status == 202
-                async with session.post(f"{api}/instances/h2/terminate?reason=stop") as r:
+                async with session.post(f"{api}/instances/h2/terminate", params={"reason": "stop", **key}) as r:
                     terminate = r.status
                 await host.wait_for_completion("h2", timeout=WAIT)  # termination is asynchronous, as in Azure
-                async with session.post(f"{api}/instances/h2/terminate?reason=stop") as r:
+                async with session.post(f"{api}/instances/h2/terminate", params={"reason": "stop", **key}) as r:
                     again = r.status
-                async with session.get(f"{api}/instances/nope") as r:
+                async with session.get(f"{api}/instances/nope", params=key) as r:
                     missing = r.status
-                async with session.post(f"{api}/orchestrators/nope") as r:
+                async with session.post(f"{api}/orchestrators/nope", params=key) as r:
                     unknown = (r.status, await r.json())
-                async with session.delete(f"{api}/instances/h2") as r:
+                async with session.delete(f"{api}/instances/h2", params=key) as r:
                     purged = await r.json()
             return done, terminate, again, missing, unknown, purged, await host.get_status("h2")
         finally:
