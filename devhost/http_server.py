@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .config import HostConfig
 from .durable_api import DurableApi
+from .errors import StartError
 from .functions import HttpFunction
 from .invocation import HttpRequestData, TriggerCall, TriggerResult
 from .keys import HostKeys
@@ -28,7 +29,7 @@ Invoke = Callable[[TriggerCall], Awaitable[TriggerResult]]
 MAX_LINE = 64 * 1024
 
 
-class PortInUse(OSError):
+class PortInUse(StartError):
     """The port to listen on is taken; the message says which and what to do."""
 
 

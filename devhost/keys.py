@@ -3,7 +3,9 @@ the Durable extension's system key.
 
 The devhost creates them once per state dir (`keys.json`, readable only by its owner)
 and reads them back on every start, so links printed yesterday still work. Edit the
-file to choose your own values.
+file to choose your own values, or set DEVHOST_FUNCTION_KEY / DEVHOST_SYSTEM_KEY (for
+example in local.settings.json `Values`) to override the default function key and the
+Durable system key.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import secrets
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
+
+from .errors import StartError
 
 DURABLE_SYSTEM_KEY = "durabletask_extension"
 KEYS_FILE = "keys.json"
@@ -58,13 +62,22 @@ class HostKeys(BaseModel):
         return False
 
     @classmethod
-    def load_or_create(cls, state_dir: Path) -> HostKeys:
-        path = Path(state_dir) / KEYS_FILE
+    def load_or_create(cls, state_dir: Path, environ: dict[str, str] | None = None) -> HostKeys:
+        keys = cls._stored(Path(state_dir) / KEYS_FILE)
+        env = os.environ if environ is None else environ
+        if env.get("DEVHOST_FUNCTION_KEY"):
+            keys.function_keys["default"] = env["DEVHOST_FUNCTION_KEY"]
+        if env.get("DEVHOST_SYSTEM_KEY"):
+            keys.system_keys[DURABLE_SYSTEM_KEY] = env["DEVHOST_SYSTEM_KEY"]
+        return keys
+
+    @classmethod
+    def _stored(cls, path: Path) -> HostKeys:
         if path.is_file():
             try:
                 keys = cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
             except (ValueError, ValidationError) as exc:
-                raise ValueError(f"{path} is not a valid keys file: {exc}") from None
+                raise StartError(f"{path} is not a valid keys file: {exc}") from None
             if DURABLE_SYSTEM_KEY in keys.system_keys and "default" in keys.function_keys:
                 return keys
             keys.system_keys.setdefault(DURABLE_SYSTEM_KEY, _new_key())

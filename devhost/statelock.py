@@ -10,10 +10,12 @@ import fcntl
 import os
 from pathlib import Path
 
+from .errors import StartError
+
 LOCK_FILE = "devhost.lock"
 
 
-class StateDirBusy(RuntimeError):
+class StateDirBusy(StartError):
     """Another live host holds the state dir."""
 
 
