@@ -9,19 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.devhost_apps.harness import WAIT, read_log, with_host
-
-
-async def serving(host) -> tuple[asyncio.Task[None], str]:
-    ready = asyncio.Event()
-    server = asyncio.get_running_loop().create_task(host.serve(port=0, ready=ready))
-    await asyncio.wait_for(ready.wait(), WAIT)
-    return server, host.public_url
-
-
-async def stop(server: asyncio.Task[None]) -> None:
-    server.cancel()
-    await asyncio.gather(server, return_exceptions=True)
+from tests.devhost_apps.harness import WAIT, read_log, serving, stop, with_host
 
 
 async def poll(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 
 from devhost import load_local_settings
 from devhost.durable_api import input_text
-from devhost.routes import RouteTable, safe_path
 from devhost.functions import discover
 from devhost.history import ActionType, EventType, build_context, event, execution_started, parse_reply
+from devhost.routes import RouteTable, safe_path
 from tests.devhost_apps.toy_app import app
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
