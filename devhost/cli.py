@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+import signal
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 
@@ -17,7 +21,7 @@ from devhost.errors import StartError, UsageError
 from devhost.settings import SettingsError, load_local_settings, local_http_port
 
 DEFAULT_STATE_DIR = Path(".rlm-state")
-DEFAULT_APP = "function_app:app"
+DEFAULT_APP = "function_app"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "wait for them to finish, then exit")):
         command = commands.add_parser(name, help=text)
         command.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-        command.add_argument("--app", default=DEFAULT_APP, help="the app as module:attribute (default function_app:app)")
+        command.add_argument("--app", default=DEFAULT_APP, help="the app: a module holding one function app, or module:attribute (default function_app)")
         command.add_argument("--workers", type=int, help="worker processes (default FUNCTIONS_WORKER_PROCESS_COUNT or 1)")
         if name == "serve":
             command.add_argument("--host", default="127.0.0.1")
@@ -90,28 +94,26 @@ async def serve(args: argparse.Namespace, console: Console) -> int:
         done, _ = await asyncio.wait({server, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if server in done:
             server.result()
-        _print_banner(console, host, args)
+        _print_banner(host, args)
         await server
     return 0
 
 
-def _print_banner(console: Console, host, args: argparse.Namespace) -> None:
-    console.print(f"Serving {args.app} (task hub {host.config.hub_name}, {host.config.process_count} worker "
-                  f"process{'es' if host.config.process_count > 1 else ''}) on {host.public_url}  (Ctrl+C to stop)",
-                  highlight=False)
+def _print_banner(host, args: argparse.Namespace) -> None:
+    """What `func start` prints, plus the keys: plain lines, so scripts can read them."""
+    workers = host.config.process_count
+    print(f"Serving {args.app} (task hub {host.config.hub_name}, {workers} worker process{'es' if workers > 1 else ''}) "
+          f"on {host.public_url}  (Ctrl+C to stop)")
+    prefix = f"/{host.config.route_prefix}" if host.config.route_prefix else ""
     for function in sorted(host.index.http, key=lambda f: f.route):
         methods = ",".join(function.methods) or "*"
-        prefix = f"/{host.config.route_prefix}" if host.config.route_prefix else ""
-        console.print(f"  {function.name}: [{methods}] {host.public_url}{prefix}/{function.route}  "
-                      f"({function.auth_level})", highlight=False, markup=False)
-    keys = host.keys
-    console.print(f"Keys (in {args.state_dir / 'keys.json'}; send as ?code= or the x-functions-key header):",
-                  highlight=False)
+        print(f"  {function.name}: [{methods}] {host.public_url}{prefix}/{function.route}  ({function.auth_level})")
+    print(f"Keys (in {args.state_dir / 'keys.json'}; send as ?code= or the x-functions-key header):")
     if args.no_function_keys:
-        console.print("  function key: not needed (--no-function-keys)", highlight=False)
+        print("  function key: not needed (--no-function-keys)")
     else:
-        console.print(f"  function key (default): {keys.function_key}", highlight=False, markup=False)
-    console.print(f"  Durable system key (durabletask_extension): {keys.system_key}", highlight=False, markup=False)
+        print(f"  function key (default): {host.keys.function_key}")
+    print(f"  Durable system key (durabletask_extension): {host.keys.system_key}", flush=True)
 
 
 async def resume(args: argparse.Namespace, console: Console) -> int:
@@ -126,6 +128,20 @@ async def resume(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+async def _quiet_on_interrupt(command: Awaitable[int]) -> int:
+    """On Ctrl+C the whole process group stops (the Copilot CLI, sandboxes): what fails
+    while shutting down is the interruption itself, so it is not logged as errors."""
+    forward = signal.getsignal(signal.SIGINT)
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        logging.disable(logging.CRITICAL)
+        if callable(forward):
+            forward(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupted)
+    return await command
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
@@ -134,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         from devhost import rlm_cli
 
         commands = {"ask": rlm_cli.ask, "batch": rlm_cli.batch, "trace": rlm_cli.trace, "serve": serve, "resume": resume}
-        return asyncio.run(commands[args.command](args, console))
+        return asyncio.run(_quiet_on_interrupt(commands[args.command](args, console)))
     except (UsageError, SettingsError, HostConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

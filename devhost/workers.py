@@ -92,8 +92,16 @@ def app_spec(app: func.FunctionRegister) -> str:
 
 
 def load_app(spec: str) -> func.FunctionRegister:
+    """`module:attribute`, or just `module` holding one function app, as the Python worker
+    finds the app in function_app.py whatever its variable is called."""
     module_name, _, attribute = spec.partition(":")
-    return getattr(importlib.import_module(module_name), attribute or "app")
+    module = importlib.import_module(module_name)
+    if attribute:
+        return getattr(module, attribute)
+    apps = [value for value in vars(module).values() if isinstance(value, func.FunctionRegister)]
+    if len(apps) != 1:
+        raise AttributeError(f"{module_name} defines {len(apps)} function apps; name one as {module_name}:NAME")
+    return apps[0]
 
 
 def _worker_main(connection: Connection, spec: str, thread_count: int) -> None:
