@@ -174,6 +174,21 @@ def test_show_history_as_the_extension_formats_it(tmp_path: Path) -> None:
     assert history[2]["OrchestrationStatus"] == "Completed"
 
 
+def test_start_and_wait_through_the_http_api(tmp_path: Path) -> None:
+    async def scenario(host, call, http, origin):
+        api = f"{origin}/runtime/webhooks/durabletask/orchestrators/Echo"
+        code = host.keys.system_key
+        waited = await http.post(f"{api}/wait-1", params={"code": code, "timeout": "30", "pollingInterval": "1"},
+                                 json={"n": 2})
+        unknown = await http.post(f"{origin}/runtime/webhooks/durabletask/orchestrators/Nope", params={"code": code})
+        return waited, unknown
+
+    waited, unknown = with_client(tmp_path, scenario)
+    assert waited.status_code == 200 and waited.json() == {"input": {"n": 2}, "value": "echo-wait-1 done"}
+    assert unknown.status_code == 400
+    assert unknown.json()["ExceptionMessage"].startswith("The function 'Nope' doesn't exist")
+
+
 def test_purge_one_and_by_filter(tmp_path: Path) -> None:
     async def scenario(host, call, http, origin):
         before = datetime.now(UTC) - timedelta(seconds=1)
