@@ -128,3 +128,24 @@ def test_route_values_keep_encoded_slashes_and_drop_dot_segments(tmp_path: Path)
     assert seen["dot segment"].status_code == 404 and seen["dot segment"].json()["error"]
     assert seen["catch-all"] == {"path": "css/site.css"}
     assert seen["catch-all escape"].status_code == 404, "dot segments walk out of the route, not up a folder"
+
+
+def test_the_rlm_app_answers_odd_ids_with_json_4xx(rlm_env: Path) -> None:
+    """Encoded slashes and dot segments in ids reach the real app's routes as harmless
+    values (or no route at all): never a 500, always a JSON body."""
+    from function_app import app as rlm_app
+
+    paths = ["/api/queries/a%2Fb", "/api/queries/..%2F..%2Fkeys.json", "/api/queries/a%2Fb/trace",
+             "/api/queries/%2e%2e/trace", "/api/batches/..%2F..%2Fx/results", "/api/queries/x%00y"]
+
+    async def body(host):
+        server, origin = await serving(host)
+        try:
+            async with httpx.AsyncClient(base_url=origin, timeout=WAIT) as http:
+                return [await http.get(path) for path in paths] + [await http.post("/api/queries/a%2Fb/cancel")]
+        finally:
+            await stop(server)
+
+    for response in with_host(rlm_env, body, app=rlm_app):
+        assert 400 <= response.status_code < 500, (response.url, response.status_code)
+        assert response.headers["Content-Type"].startswith("application/json") and response.json()
