@@ -17,9 +17,9 @@ from dateutil.parser import isoparse
 
 from .config import HostConfig
 from .control import InstanceControl, Outcome
-from .engine import InstanceExists, UnknownFunction
+from .engine import InstanceExists
 from .entities import EntityScheduler
-from .functions import unknown_function_message
+from .functions import UnknownFunction, unknown_function_message
 from .history import fmt_time
 from .keys import HostKeys
 from .limits import PayloadTooLarge

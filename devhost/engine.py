@@ -15,8 +15,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from dateutil.parser import isoparse
-
 from .config import HostConfig
 from .decisions import (
     SCHEDULING,
@@ -29,9 +27,9 @@ from .decisions import (
     play_order,
     retry_step,
 )
-from .durable_http import DurableHttp
+from .dispatch import Dispatcher
 from .entities import EntityScheduler
-from .functions import FunctionIndex, unknown_function_message
+from .functions import FunctionIndex, UnknownFunction, unknown_function_message
 from .history import (
     ActionType,
     EventType,
@@ -39,11 +37,11 @@ from .history import (
     build_context,
     event,
     execution_started,
+    failure_details,
     fmt_time,
     parse_reply,
     utcnow,
 )
-from .invocation import ActivityOutcome
 from .limits import PayloadTooLarge, check_custom_status, check_message
 from .state import TERMINAL, InstanceRow, StateStore, StoredEvent
 from .workers import Runner
@@ -52,18 +50,8 @@ log = logging.getLogger("devhost.engine")
 Message = tuple[str, StoredEvent]
 
 
-class UnknownFunction(LookupError):
-    """A start or call names no registered function; the message is the extension's."""
-
-
 class InstanceExists(RuntimeError):
     """A start with the id of a running instance, when host.json forbids replacing it."""
-
-
-def failure_details(error_type: str, message: str, stack: str | None = None) -> dict[str, Any]:
-    """FailureDetails as DTFx attaches them to failed tasks and sub-orchestrations."""
-    return {"ErrorType": error_type, "ErrorMessage": message, "StackTrace": stack,
-            "InnerFailure": None, "IsNonRetriable": False}
 
 
 class Engine:
@@ -77,12 +65,11 @@ class Engine:
         self._dirty: set[str] = set()
         self._drainers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timers: dict[str, dict[int, asyncio.TimerHandle]] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self.activity_slots = asyncio.Semaphore(config.max_concurrent_activities)
         self._episode_slots = asyncio.Semaphore(config.max_concurrent_orchestrators)
         self.entities = EntityScheduler(self)
-        self.http = DurableHttp(config.http_poll_interval, self.activity_slots)
+        self.dispatcher = Dispatcher(self)
 
     # ---- lifecycle -------------------------------------------------------------------
     def resume(self, only: Iterable[str] | None = None) -> None:
@@ -108,19 +95,17 @@ class Engine:
         """Start again whatever the instance was waiting on, and play its inbox."""
         history, inbox = self.store.history(row.instance_id), self.store.inbox(row.instance_id)
         for item in outstanding(history, inbox):
-            self._dispatch(row, item)
+            self.dispatcher.dispatch(row, item)
         if inbox:
             self.kick(row.instance_id)
 
     async def stop(self) -> None:
-        for timers in self._timers.values():
-            for handle in timers.values():
-                handle.cancel()
+        self.dispatcher.stop()
         pending = list(self._tasks) + list(self._drainers.values()) + self.entities.tasks()
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        await self.http.close()
+        await self.dispatcher.close()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -287,7 +272,7 @@ class Engine:
             self.store.commit_episode(row, decided, consumed, notify=outbound)
             for item in decided:
                 if item.event["EventType"] in SCHEDULING:
-                    self._dispatch(row, item)
+                    self.dispatcher.dispatch(row, item)
             self.notify(row.instance_id)
         for target, _ in outbound:
             self.kick(target)
@@ -343,44 +328,6 @@ class Engine:
                 return item.meta
         return {}
 
-    # ---- dispatching work ------------------------------------------------------------
-    def _dispatch(self, row: InstanceRow, item: StoredEvent) -> None:
-        """Start the work one scheduling event stands for."""
-        kind = item.event["EventType"]
-        if kind == EventType.TASK_SCHEDULED:
-            self.spawn(self._activity(row.instance_id, item))
-        elif kind == EventType.TIMER_CREATED:
-            self._arm_timer(row.instance_id, item.event["EventId"], item)
-        elif kind == EventType.SUB_ORCHESTRATION_CREATED:
-            self._start_child(row, item)
-
-    async def _activity(self, instance_id: str, item: StoredEvent) -> None:
-        name, task_id = item.event["Name"], item.event["EventId"]
-        retry = item.meta.get("retry") or {}
-        if retry.get("expired"):
-            failure = retry["failure"]
-            outcome = ActivityOutcome(reason=failure["Reason"], details=failure["Details"],
-                                      error_type=(failure.get("FailureDetails") or {}).get("ErrorType"))
-        elif item.meta.get("http"):
-            outcome = await self.http.run(item.event.get("Input") or "[]")
-        else:
-            async with self.activity_slots:
-                outcome = await self.runner.activity(name, item.event.get("Input"))
-            if not outcome.failed:
-                try:
-                    check_message(outcome.result, f"output of activity '{name}'")
-                except PayloadTooLarge as exc:
-                    outcome = ActivityOutcome(reason=f"Activity function '{name}' failed: {exc}",
-                                              error_type="PayloadTooLarge")
-        if outcome.failed:
-            done = event(EventType.TASK_FAILED, TaskScheduledId=task_id, Reason=outcome.reason, Details=outcome.details,
-                         FailureDetails=failure_details(outcome.error_type or "Exception", outcome.reason or "",
-                                                        outcome.details))
-        else:
-            done = event(EventType.TASK_COMPLETED, TaskScheduledId=task_id, Result=outcome.result)
-        meta = dict(item.meta, allocates=bool(retry) and outcome.failed)
-        self.deliver_if_current(instance_id, item, StoredEvent(event=done, meta=meta))
-
     def deliver_if_current(self, instance_id: str, scheduled: StoredEvent, done: StoredEvent) -> None:
         """Drop results for instances that ended or restarted since the work was scheduled."""
         row = self.store.get_instance(instance_id)
@@ -391,40 +338,5 @@ class Engine:
         if still_open:
             self.deliver(instance_id, done)
 
-    def _arm_timer(self, instance_id: str, task_id: int, item: StoredEvent) -> None:
-        fire_at = isoparse(item.event["FireAt"])
-        delay = max(0.0, (fire_at - utcnow()).total_seconds())
-        fired = event(EventType.TIMER_FIRED, TimerId=task_id, FireAt=item.event["FireAt"])
-        retry = item.meta.get("retry")
-        meta: dict[str, Any] = {}
-        if retry:
-            meta = {"retry": retry, "allocates": retry["attempt"] < int(retry["options"]["maxNumberOfAttempts"])}
-
-        def fire() -> None:
-            self._timers.get(instance_id, {}).pop(task_id, None)
-            self.deliver_if_current(instance_id, item, StoredEvent(event=fired, meta=meta))
-
-        loop = asyncio.get_running_loop()
-        self._timers.setdefault(instance_id, {})[task_id] = loop.call_later(delay, fire)
-
     def cancel_timers(self, instance_id: str) -> None:
-        for handle in self._timers.pop(instance_id, {}).values():
-            handle.cancel()
-
-    def _start_child(self, row: InstanceRow, item: StoredEvent) -> None:
-        child_id, task_id = item.event["InstanceId"], item.event["EventId"]
-        child = self.store.get_instance(child_id)
-        if child is not None and child.status in TERMINAL and child.parent_id == row.instance_id \
-                and child.parent_task_id == task_id:
-            message = self.parent_message(child, failed=child.status != "Completed")
-            if message is not None:
-                self.deliver_if_current(row.instance_id, item, message[1])
-            return
-        try:
-            self.start(item.event["Name"], item.event.get("Input"), child_id, (row.instance_id, task_id))
-        except (UnknownFunction, PayloadTooLarge) as exc:
-            reason = str(exc.args[0]) if exc.args else str(exc)
-            failed = event(EventType.SUB_ORCHESTRATION_FAILED, TaskScheduledId=task_id, Reason=reason, Details=None,
-                           FailureDetails=failure_details(type(exc).__name__, reason))
-            meta = dict(item.meta, allocates=bool(item.meta.get("retry")))
-            self.deliver(row.instance_id, StoredEvent(event=failed, meta=meta))
+        self.dispatcher.cancel_timers(instance_id)

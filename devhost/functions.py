@@ -118,6 +118,10 @@ class FunctionIndex:
         return next((f for f in candidates if f.name == name), None)
 
 
+class UnknownFunction(LookupError):
+    """A start or call names no registered function; the message is the extension's."""
+
+
 def unknown_function_message(kind: str, name: str, known: list[str]) -> str:
     """The extension's words for a call to a function that is not registered."""
     message = f"The function '{name}' doesn't exist, is disabled, or is not an {kind} function. Additional info: "

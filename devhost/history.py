@@ -85,6 +85,12 @@ def execution_started(name: str, input_text: str | None, instance_id: str,
                  ParentInstance=parent)
 
 
+def failure_details(error_type: str, message: str, stack: str | None = None) -> dict[str, Any]:
+    """FailureDetails as DTFx attaches them to failed tasks and sub-orchestrations."""
+    return {"ErrorType": error_type, "ErrorMessage": message, "StackTrace": stack,
+            "InnerFailure": None, "IsNonRetriable": False}
+
+
 class OrchestratorReply(BaseModel):
     """What one episode returned: the orchestrator state of the out-of-proc schema."""
 
