@@ -120,6 +120,8 @@ class DurableApi:
         except ValueError:
             return error(400, "Invalid JSON content")
         instance_id = request.match_info.get("instance_id") or uuid.uuid4().hex
+        if instance_id.startswith("@"):
+            return error(400, "Orchestration instance ids must not start with @: that prefix names entities.")
         try:
             self.control.engine.start(request.match_info["name"], body, instance_id)
         except UnknownFunction as exc:

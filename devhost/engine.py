@@ -44,7 +44,7 @@ from .history import (
 )
 from .limits import PayloadTooLarge, check_custom_status, check_message
 from .state import TERMINAL, InstanceRow, StateStore, StoredEvent
-from .workers import Runner
+from .workers import Runner, WorkerLost
 
 log = logging.getLogger("devhost.engine")
 Message = tuple[str, StoredEvent]
@@ -175,6 +175,9 @@ class Engine:
             self._dirty.discard(instance_id)
             try:
                 await self._episode(instance_id)
+            except WorkerLost:
+                log.warning("The worker running an episode of '%s' exited; running it again", instance_id)
+                self._dirty.add(instance_id)
             except Exception as exc:  # noqa: BLE001 - a host bug must not strand the instance
                 log.exception("Episode of '%s' failed inside the host", instance_id)
                 self._host_failure(instance_id, exc)
@@ -238,10 +241,11 @@ class Engine:
                 consumed: list[int], now: datetime) -> None:
         """Commit the episode, then dispatch what it scheduled and tell whoever waits."""
         current = self.store.get_instance(row.instance_id)
-        if current is None or current.status in TERMINAL:
-            # Terminated (or purged) while the orchestrator ran: the episode's decisions are void.
-            if current is not None:
-                self.store.commit_episode(current, [], consumed)
+        if current is None or current.created != row.created:
+            return  # purged, or replaced by a new start, while the orchestrator ran
+        if current.status in TERMINAL:
+            # Terminated while the orchestrator ran: the episode's decisions are void.
+            self.store.commit_episode(current, [], consumed)
             return
         running = "Suspended" if current.status == "Suspended" else "Running"
         continue_as_new = next((a for a in reply.flat_actions()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .history import EventType, event, fmt_time, utcnow
 from .limits import PayloadTooLarge, check_message
 from .state import EntityRow, StoredEvent
+from .workers import WorkerLost
 
 if TYPE_CHECKING:
     from .engine import Engine, Message
@@ -82,8 +83,11 @@ class EntityScheduler:
     async def _drain(self, entity_id: str) -> None:
         while entity_id in self._dirty:
             self._dirty.discard(entity_id)
-            while await self._batch(entity_id):
-                pass
+            try:
+                while await self._batch(entity_id):
+                    pass
+            except WorkerLost:
+                self._dirty.add(entity_id)  # the batch did not commit: run it again
 
     async def _batch(self, entity_id: str) -> bool:
         """Run the next batch of waiting operations; False when none were waiting."""

@@ -35,6 +35,10 @@ from .invocation import (
 )
 
 
+class WorkerLost(RuntimeError):
+    """The worker process running an invocation exited; the invocation did not finish."""
+
+
 class Runner(Protocol):
     """What the engine and the HTTP side need from a worker."""
 
@@ -168,15 +172,23 @@ class _WorkerProcess:
     def _lost(self) -> None:
         for future in self.pending.values():
             if not future.done():
-                future.set_exception(RuntimeError(f"worker process {self.process.pid} exited"))
+                future.set_exception(WorkerLost(f"worker process {self.process.pid} exited"))
         self.pending.clear()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive() and not self.connection.closed
 
     async def call(self, kind: str, *args: Any) -> Any:
         request_id = next(self._ids)
         future = self.loop.create_future()
         self.pending[request_id] = future
-        with self._sending:
-            self.connection.send((request_id, kind, args))
+        try:
+            with self._sending:
+                self.connection.send((request_id, kind, args))
+        except OSError as exc:
+            self.pending.pop(request_id, None)
+            raise WorkerLost(f"worker process {self.process.pid} exited") from exc
         return await future
 
     def close(self) -> None:
@@ -216,13 +228,19 @@ class ProcessRunner:
             await asyncio.to_thread(process.close)
 
     def _next(self) -> _WorkerProcess:
-        return self._processes[next(self._turn) % len(self._processes)]
+        """The next worker in turn; one that died is replaced first, as the Functions host
+        restarts a language worker that exits."""
+        slot = next(self._turn) % len(self._processes)
+        if not self._processes[slot].alive:
+            context = multiprocessing.get_context("spawn")
+            self._processes[slot] = _WorkerProcess(context, self.spec, self.thread_count, asyncio.get_running_loop())
+        return self._processes[slot]
 
     async def activity(self, name: str, input_text: str | None) -> ActivityOutcome:
         try:
             return await self._next().call("activity", name, input_text)
-        except RuntimeError as exc:
-            return ActivityOutcome(reason=f"Activity function '{name}' failed: {exc}", error_type="WorkerExited")
+        except WorkerLost as exc:
+            return ActivityOutcome(reason=f"Activity function '{name}' failed: {exc}", error_type="WorkerLost")
 
     async def episode(self, name: str, context_json: str) -> tuple[str | None, str | None]:
         return await self._next().call("episode", name, context_json)
@@ -231,4 +249,7 @@ class ProcessRunner:
         return await self._next().call("entity", name, context_json)
 
     async def trigger(self, call: TriggerCall) -> TriggerResult:
-        return await self._next().call("trigger", call)
+        try:
+            return await self._next().call("trigger", call)
+        except WorkerLost as exc:
+            return TriggerResult(error=str(exc))

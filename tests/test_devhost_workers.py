@@ -44,3 +44,19 @@ def test_worker_settings_come_from_the_app_settings(tmp_path: Path) -> None:
     config = HostConfig.load(tmp_path, {"FUNCTIONS_WORKER_PROCESS_COUNT": "3", "PYTHON_THREADPOOL_THREAD_COUNT": "5"})
     assert (config.process_count, config.thread_count) == (3, 5)
     assert HostConfig.load(tmp_path, {"FUNCTIONS_WORKER_PROCESS_COUNT": "3"}, process_count=2).process_count == 2
+
+
+def test_a_worker_process_that_dies_is_replaced(tmp_path: Path) -> None:
+    marker = tmp_path / "crashed"
+
+    async def body(host):
+        before = list(host.runner.pids)
+        status = await run_to_end(host, "Survives", str(marker))
+        return before, status, list(host.runner.pids)
+
+    before, status, after = with_host(tmp_path / "state", body, app="tests.devhost_apps.workers_app:app",
+                                      config=HostConfig(process_count=2))
+    crashed = int(marker.read_text())
+    assert status.runtime_status == "Completed", status.output
+    assert crashed in before and crashed not in after and len(after) == 2
+    assert status.output in after, "the retry ran in a live worker"

@@ -31,3 +31,19 @@ def spread(context: df.DurableOrchestrationContext):
 @app.route(route="pid", methods=["GET"])
 def pid(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(str(os.getpid()))
+
+
+@app.activity_trigger(input_name="marker", activity="CrashOnce")
+def crash_once(marker: str) -> int:
+    """Kill the worker process the first time (no marker file yet), as a segfault would."""
+    if not os.path.exists(marker):
+        with open(marker, "w", encoding="utf-8") as handle:
+            handle.write(str(os.getpid()))
+        os._exit(3)
+    return os.getpid()
+
+
+@app.orchestration_trigger(context_name="context", orchestration="Survives")
+def survives(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=100, max_number_of_attempts=3)
+    return (yield context.call_activity_with_retry("CrashOnce", options, context.get_input()))
