@@ -146,7 +146,7 @@ def _resolve_hub(raw: str, env: dict[str, str]) -> str:
 
     resolved = _SETTING.sub(setting, raw)
     if missing or not resolved:
-        log.warning("host.json hubName '%s' does not resolve (set %s); using '%s'",
+        log.info("host.json hubName '%s' does not resolve (set %s); using '%s'",
                     raw, ", ".join(missing) or "a value", DEFAULT_HUB)
         return DEFAULT_HUB
     return resolved
