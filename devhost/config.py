@@ -79,14 +79,14 @@ class HostConfig(BaseModel):
     max_url_bytes: int = MAX_URL_BYTES
 
     @classmethod
-    def load(cls, app_dir: Path | str = ".", environ: dict[str, str] | None = None,
+    def load(cls, app_dir: Path | str | None = ".", environ: dict[str, str] | None = None,
              **overrides: Any) -> HostConfig:
-        """host.json of `app_dir` plus FUNCTIONS_WORKER_PROCESS_COUNT and
-        PYTHON_THREADPOOL_THREAD_COUNT; keyword overrides win (e.g. a CLI flag)."""
+        """host.json of `app_dir` (None: no host.json) plus FUNCTIONS_WORKER_PROCESS_COUNT
+        and PYTHON_THREADPOOL_THREAD_COUNT; keyword overrides win (e.g. a CLI flag)."""
         env = dict(os.environ if environ is None else environ)
         values: dict[str, Any] = {}
-        path = Path(app_dir) / "host.json"
-        if path.is_file():
+        path = Path(app_dir or ".") / "host.json"
+        if app_dir is not None and path.is_file():
             values.update(_from_host_json(path, env))
         for variable, key in (("FUNCTIONS_WORKER_PROCESS_COUNT", "process_count"),
                               ("PYTHON_THREADPOOL_THREAD_COUNT", "thread_count")):

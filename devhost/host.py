@@ -41,7 +41,9 @@ class EmbeddedHost:
     """Runs a Functions app in-process as the Durable extension runs an out-of-process app.
 
     `app` is the app object or its `module:attribute`. `resume=None` resumes every
-    unfinished instance at start; a list of ids resumes only those trees. `pump_queues`
+    unfinished instance at start; a list of ids resumes only those trees. Without a
+    `config`, host.json is not read but the worker settings of the environment apply.
+    `pump_queues`
     feeds queue triggers; `enforce_keys` makes function-level HTTP triggers demand a key
     (the Durable webhooks always demand the system key).
     """
@@ -50,7 +52,7 @@ class EmbeddedHost:
                  thread_count: int | None = None, process_count: int | None = None,
                  resume: Iterable[str] | None = None, pump_queues: bool = True, enforce_keys: bool = False) -> None:
         self.app = load_app(app) if isinstance(app, str) else app
-        self.config = (config or HostConfig()).model_copy(update={
+        self.config = (config or HostConfig.load(None)).model_copy(update={
             k: v for k, v in (("thread_count", thread_count), ("process_count", process_count)) if v is not None})
         self.index: FunctionIndex = discover(self.app)
         self.state_dir = Path(state_dir)

@@ -3,6 +3,7 @@ processes share the invocations, each with its own thread pool; one worker (the 
 is the host process itself."""
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -60,3 +61,10 @@ def test_a_worker_process_that_dies_is_replaced(tmp_path: Path) -> None:
     assert status.runtime_status == "Completed", status.output
     assert crashed in before and crashed not in after and len(after) == 2
     assert status.output in after, "the retry ran in a live worker"
+
+
+def test_the_worker_settings_of_the_environment_apply_by_default(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHON_THREADPOOL_THREAD_COUNT", "3")
+    monkeypatch.setenv("FUNCTIONS_WORKER_PROCESS_COUNT", "2")
+    config = with_host(tmp_path, lambda host: asyncio.sleep(0, host.config), app="tests.devhost_apps.workers_app:app")
+    assert (config.thread_count, config.process_count) == (3, 2)
