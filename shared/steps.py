@@ -8,6 +8,7 @@ deterministic, cells are idempotent by id, and corpora are content-addressed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from shared.llm import CopilotModel, ModelError, get_model
 from shared.models import CellResult, QueryResult, Source, TokenUsage
 from shared.payloads import TextRef
 from shared.prompts import LEAF_SYSTEM_PROMPT, ROOT_SYSTEM_PROMPT, render_leaf_message, render_turn_message
-from shared.protocol import parse_reply
+from shared.protocol import ParsedReply, parse_reply
 from shared.sandbox import SandboxExecutor, make_executor
 from shared.step_models import (
     QUESTION_INLINE,
@@ -36,10 +37,13 @@ from shared.step_models import (
     SubAnswer,
 )
 from shared.storage import BlobStore, make_store
+from shared.telemetry import spans
+from shared.telemetry.spans import traced
 from shared.trace import InstanceMeta, StepKind, StepRecord, TraceStore, turns_from_steps, utcnow
 
 LEAF_CONTEXT_CHARS = 200_000
 RESULT_ANSWER_INLINE = 16_000
+CODE_PREVIEW_CHARS = 120
 
 # One line per step, keyed by instance id: what operators search in Application Insights.
 log = logging.getLogger("rlm.steps")
@@ -62,10 +66,16 @@ class Parts:
     async def model(self) -> CopilotModel:
         return await get_model(self.settings)
 
+    def model_call(self, model: str) -> contextlib.AbstractContextManager[spans.ModelCall]:
+        """The span and metrics of one call to `model` at the configured provider."""
+        return spans.model_call(self.settings.model_provider, model, self.settings.model_base_url)
 
+
+@traced("open")
 def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Start (or find) the sandbox session of an instance with its corpus loaded."""
     p = StepInput.model_validate(payload)
+    spans.query_started(p.task)
     index = load_index(parts.store, p.task.corpus_id)
     parts.executor.open(p.instance_id, p.task.corpus_id)
     parts.traces.write_meta(
@@ -79,11 +89,14 @@ def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
             corpus_id=p.task.corpus_id,
             context_chars=index.chars,
             started_at=utcnow(),
+            model=p.task.model,
+            requested_model=p.task.requested_model,
         ),
     )
     return OpenOutput(context_chars=index.chars, section_count=len(index.sections)).model_dump()
 
 
+@traced("generate")
 async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """One model call: the transcript so far in, the next reply (code or an answer) out."""
     p = GenerateInput.model_validate(payload)
@@ -100,15 +113,13 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         forced=p.forced,
     )
     model = await parts.model()
-    reply = await model.complete(
-        model=p.task.model, system=ROOT_SYSTEM_PROMPT, prompt=message, timeout=parts.settings.model_timeout_seconds
-    )
-    usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
-    if p.forced:
-        code, final = None, reply.text
-    else:
-        parsed = parse_reply(reply.text)
-        code, final = parsed.code, parsed.final_text
+    with parts.model_call(p.task.model) as call:
+        reply = await model.complete(
+            model=p.task.model, system=ROOT_SYSTEM_PROMPT, prompt=message, timeout=parts.settings.model_timeout_seconds
+        )
+        usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        call.record(reply.model, usage)
+    parsed = ParsedReply(final_text=reply.text) if p.forced else parse_reply(reply.text)
     record = StepRecord(
         instance_id=p.instance_id,
         step=p.step,
@@ -118,41 +129,51 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         model=p.task.model,
         prompt=message,
         reply=reply.text,
-        code=code,
+        blocks=parsed.blocks,
+        notes=parsed.notes,
         usage=usage,
     )
     await asyncio.to_thread(parts.traces.write_step, p.task.root_id, record)
     log.info(
-        "generate instance=%s depth=%d iteration=%d model=%s tokens=%d+%d code=%s final=%s",
+        "generate instance=%s depth=%d iteration=%d model=%s tokens=%d+%d blocks=%d final=%s",
         p.instance_id, p.task.depth, p.iteration, p.task.model, usage.prompt_tokens, usage.completion_tokens,
-        code is not None, final is not None,
+        len(parsed.blocks), parsed.final_text is not None,
     )  # fmt: skip
+    final = parsed.final_text
     final_ref = await asyncio.to_thread(TextRef.of, final, parts.store) if final is not None else None
-    return GenerateOutput(has_code=code is not None, final=final_ref, usage=usage).model_dump()
+    preview = code_preview(record.code)
+    return GenerateOutput(has_code=bool(parsed.blocks), final=final_ref, usage=usage, code_preview=preview).model_dump()
 
 
+@traced("execute")
 def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
-    """Run the code of a generate step as one cell; it may suspend on sub-queries."""
+    """Run the blocks of a generate step, in order, as one cell; it may suspend on sub-queries."""
     p = ExecuteInput.model_validate(payload)
     started = utcnow()
-    code = parts.traces.read_step(p.task.root_id, p.instance_id, p.code_step).code
-    if code is None:
+    blocks = parts.traces.read_step(p.task.root_id, p.instance_id, p.code_step).blocks
+    if not blocks:
         raise ValueError(f"step {p.code_step} of {p.instance_id} has no code to execute")
-    cell = parts.executor.execute(p.instance_id, p.cell_id, code)
+    with spans.cell_run(p.cell_id, "execute") as run:
+        cell = parts.executor.execute(p.instance_id, p.cell_id, blocks)
+        run.record(cell)
     _record_cell(parts, p, "execute", started, cell, {})
-    return _summarize(parts, p.instance_id, cell).model_dump()
+    return _summarize(parts, p, cell).model_dump()
 
 
+@traced("resume")
 def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Hand a suspended cell the answers to its pending requests."""
     p = ResumeInput.model_validate(payload)
     started = utcnow()
     answers = {request_id: ref.resolve(parts.store) for request_id, ref in p.answers.items()}
-    cell = parts.executor.resume(p.instance_id, p.cell_id, answers)
+    with spans.cell_run(p.cell_id, "resume") as run:
+        cell = parts.executor.resume(p.instance_id, p.cell_id, answers)
+        run.record(cell)
     _record_cell(parts, p, "resume", started, cell, answers)
-    return _summarize(parts, p.instance_id, cell).model_dump()
+    return _summarize(parts, p, cell).model_dump()
 
 
+@traced("leaf")
 async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """A single model call (llm_query, or rlm_query at max depth). Model failures become an
     answer saying so, so one bad branch does not sink its siblings."""
@@ -163,15 +184,17 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     if p.kind == "rlm":
         sub_context = await asyncio.to_thread(_corpus_head, parts, p.corpus_id or p.task.corpus_id, LEAF_CONTEXT_CHARS + 1)
     prompt = render_leaf_message(question, sub_context, LEAF_CONTEXT_CHARS)
-    model_name = p.task.sub_model
+    model_name = p.model or p.task.sub_model
     error = None
     try:
         model = await parts.model()
-        reply = await model.complete(
-            model=model_name, system=LEAF_SYSTEM_PROMPT, prompt=prompt, timeout=parts.settings.model_timeout_seconds
-        )
-        text = reply.text
-        usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        with parts.model_call(model_name) as call:
+            reply = await model.complete(
+                model=model_name, system=LEAF_SYSTEM_PROMPT, prompt=prompt, timeout=parts.settings.model_timeout_seconds
+            )
+            text = reply.text
+            usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+            call.record(reply.model, usage)
     except ModelError as exc:
         log.warning("leaf instance=%s request=%s failed: %s", p.instance_id, p.request_id, exc)
         error = str(exc)
@@ -183,6 +206,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         kind="leaf",
         started_at=started,
         model=model_name,
+        requested_model=p.requested_model,
         prompt=prompt,
         reply=text,
         usage=usage,
@@ -193,6 +217,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     return SubAnswer(answer=answer, failed=error is not None, usage={str(p.task.depth + 1): usage}).model_dump()
 
 
+@traced("finish")
 def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Write the result beside the trace and end the sandbox session."""
     p = FinishInput.model_validate(payload)
@@ -214,10 +239,12 @@ def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         duration_seconds=max((datetime.fromisoformat(p.ended_at) - datetime.fromisoformat(p.started_at)).total_seconds(), 0.0),
         instance_id=p.instance_id,
         trace=f"{parts.store.containers.traces}/{p.task.root_id}/",
+        trace_id=p.task.trace_parent.trace_id,
         error=p.error,
     )
     parts.traces.write_result(p.task.root_id, result)
     parts.executor.close(p.instance_id)
+    spans.query_finished(p, result)
     log.info(
         "finish instance=%s outcome=%s iterations=%d sub_queries=%d seconds=%.1f",
         p.instance_id, p.outcome, p.iterations, p.sub_queries, result.duration_seconds,
@@ -248,17 +275,40 @@ def _record_cell(
     )  # fmt: skip
 
 
-def _summarize(parts: Parts, instance_id: str, cell: CellResult) -> CellSummary:
-    """Pending sub-contexts become stored corpora, so children get a corpus id, not text."""
+def _summarize(parts: Parts, p: StepInput, cell: CellResult) -> CellSummary:
+    """Pending sub-contexts become stored corpora, so children get a corpus id, not text; a model
+    the code named is kept if allowed, else the request falls back to the sub-model (and says so)."""
+    settings = parts.settings
+    allowed = {settings.root_model, settings.sub_model, *settings.allowed_models}
     pending = []
     for request in cell.pending:
         corpus_id = None
         if request.sub_context_file:
-            corpus_id = save_corpus(parts.store, parts.executor.read_sub_context(instance_id, request.sub_context_file))
+            corpus_id = save_corpus(parts.store, parts.executor.read_sub_context(p.instance_id, request.sub_context_file))
         question = TextRef.of(request.question, parts.store, limit=QUESTION_INLINE)
-        pending.append(PendingRef(id=request.id, kind=request.kind, question=question, corpus_id=corpus_id))
+        model = p.task.allowed_model(request.model, allowed)
+        if request.model is not None and model is None:
+            log.warning(
+                "model instance=%s request=%s asked for %r, which is not allowed: using %s",
+                p.instance_id, request.id, request.model, p.task.sub_model,
+            )  # fmt: skip
+        pending.append(
+            PendingRef(
+                id=request.id, kind=request.kind, question=question, corpus_id=corpus_id,
+                requested_model=request.model, model=model,
+            )  # fmt: skip
+        )
     final = TextRef.of(cell.final, parts.store) if cell.final is not None else None
     return CellSummary(status=cell.status, pending=pending, final=final, used_sections=cell.used_sections[:500])
+
+
+def code_preview(code: str | None) -> str | None:
+    """The first line of code that says something, short enough for a status line."""
+    for line in (code or "").splitlines():
+        text = line.strip()
+        if text and not text.startswith("#"):
+            return text if len(text) <= CODE_PREVIEW_CHARS else text[: CODE_PREVIEW_CHARS - 1] + "…"
+    return None
 
 
 def _corpus_head(parts: Parts, corpus_id: str, chars: int) -> str:
