@@ -30,7 +30,7 @@ def test_timer_wins_without_the_event(tmp_path: Path) -> None:
 
 def test_a_pending_timer_that_was_not_cancelled_keeps_the_instance_running(tmp_path: Path) -> None:
     async def body(host):
-        iid = await host.start_new("Approval", {"timeout_seconds": 2, "cancel": False})
+        iid = await host.start_new("Approval", {"timeout_seconds": 5, "cancel": False})
         await until(lambda: EventType.TIMER_CREATED in [e["EventType"] for e in host.history(iid)], "the timer")
         await host.raise_event(iid, "Approved", "bob")
         decided = await until(lambda: host.get_status(iid), "the decision")
