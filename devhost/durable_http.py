@@ -37,9 +37,7 @@ class DurableHttp:
         try:
             request = (json.loads(input_text) or [{}])[0]
             response = await self._send(request)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            return ActivityOutcome(reason=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - e.g. no credential for a token source
+        except Exception as exc:  # noqa: BLE001 - a refused connection, a bad request, no credential...
             return ActivityOutcome(reason=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__)
         return ActivityOutcome(result=json.dumps(response))
 
