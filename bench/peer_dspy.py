@@ -16,7 +16,8 @@ import os
 from bench.peer_protocol import Task, read_corpus, serve_task
 
 NAME = "dspy"
-PACKAGE = "dspy>=3.4,<4"
+DISTRIBUTION = "dspy"
+PACKAGE = f"{DISTRIBUTION}>=3.4,<4"
 NOTE = "dspy runs with dspy.LocalInterpreter: its default Deno/Pyodide sandbox needs the internet"
 SIGNATURE = "context, question -> answer"
 

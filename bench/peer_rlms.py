@@ -11,7 +11,8 @@ from __future__ import annotations
 from bench.peer_protocol import Task, read_corpus, serve_task
 
 NAME = "rlms"
-PACKAGE = "rlms>=0.1.3,<0.2"
+DISTRIBUTION = "rlms"
+PACKAGE = f"{DISTRIBUTION}>=0.1.3,<0.2"
 
 
 def finish(expression: str) -> str:

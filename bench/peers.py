@@ -66,8 +66,7 @@ def install(peer: ModuleType, venvs: Path) -> tuple[str, str]:
         if pip.returncode != 0:
             raise SystemExit(f"pip could not install {peer.PACKAGE}:\n{pip.stdout}{pip.stderr}")
         stamp.write_text(peer.PACKAGE)
-    distribution = peer.PACKAGE.split(">")[0].split("=")[0]
-    version = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({distribution!r}))"],
+    version = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({peer.DISTRIBUTION!r}))"],
                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     return str(python), version
 
@@ -87,8 +86,16 @@ def write_corpora(chosen: list[Workload], folder: Path) -> dict[str, Path]:
 
 
 def driver_env() -> dict[str, str]:
-    """The bench's environment without model settings: each driver is told its model in the task."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_", "COPILOT_", "RLM_"))}
+    """The bench's environment without this project's settings (each driver is told its model in
+    the task, and runs in its own folder, away from any local.settings.json), and the repository
+    on the path for `bench.peer_*`."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AZURE_", "COPILOT_", "RLM_"))}
+    return kept | {"PYTHONPATH": str(REPO)}
+
+
+def _text(output: str | bytes | None) -> str:
+    """A timed-out run's output arrives as bytes even in text mode."""
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
 
 
 def run_once(peer: ModuleType, python: str, workload: Workload, server: ModelServer, corpus: Path,
@@ -107,11 +114,11 @@ def run_once(peer: ModuleType, python: str, workload: Workload, server: ModelSer
     with proctree.sampling() as tree:
         started = time.monotonic()
         try:
-            done = subprocess.run([python, "-m", f"bench.peer_{peer.NAME}"], input=json.dumps(task), cwd=REPO,
+            done = subprocess.run([python, "-m", f"bench.peer_{peer.NAME}"], input=json.dumps(task), cwd=run_dir,
                                   env=driver_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)  # fmt: skip
             stdout, stderr, code = done.stdout, done.stderr, done.returncode
         except subprocess.TimeoutExpired as exc:
-            stdout, stderr, code = str(exc.stdout or ""), str(exc.stderr or ""), None
+            stdout, stderr, code = _text(exc.stdout), _text(exc.stderr), None
         record["wall_s"] = time.monotonic() - started
     record.update(peak_rss_mb=tree.peak_mb, processes=tree.processes, leftovers=len(proctree.end_leftovers()))
     (run_dir / "driver.log").write_text(stderr)
@@ -145,7 +152,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     peers = [PEERS[name] for name in args.only]
     notes = [peer.NOTE for peer in peers if hasattr(peer, "NOTE")]
     meta = machine() | {"quick": args.quick, "repeat": args.repeat, "peers": {}, "notes": notes}
-    venvs = args.venvs or work / "venvs"
+    venvs = (args.venvs or work / "venvs").resolve()  # the drivers run in folders of their own
     pythons = {}
     for peer in peers:
         pythons[peer.NAME], meta["peers"][peer.NAME] = install(peer, venvs)
