@@ -24,7 +24,6 @@ ROWS: dict[str, list[tuple[str, str]]] = {
         ("query_s", "needle {n} MB: time to answer, s"),
         ("first_call_s", "needle {n} MB: time to first model call, s"),
         ("peak_rss_mb", "needle {n} MB: peak RSS of the process tree, MB"),
-        ("first_prompt_tokens", "needle {n} MB: first prompt, tokens"),
         ("first_prompt_chars", "needle {n} MB: first prompt, chars"),
     ],
     "tokens": [
@@ -61,7 +60,7 @@ def cell(summary: dict[str, Any] | None, figure: str) -> str:
     if summary is None:
         return ""
     if not summary["ok"]:
-        return "[red]failed[/red]"
+        return "failed"
     shown = fmt(summary[figure]) if figure in summary else "n/a"
     return shown if summary["ok"] == summary["runs"] else f"{shown} ({summary['ok']}/{summary['runs']})"
 
@@ -72,29 +71,44 @@ def ratio(ours: dict[str, Any] | None, other: dict[str, Any] | None, figure: str
     return f"{ours[figure] / other[figure]:.2f}x"
 
 
-def table(results: dict[str, Any]) -> Table:
+def grid(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the side-by-side table: a figure per row, a peer per column, then
+    `ours / peer` for every other peer."""
     peers = list(dict.fromkeys(run["peer"] for run in results["runs"]))
     others = [p for p in peers if p != OURS] if OURS in peers else []
     summary = medians(results["runs"])
-    meta = results["meta"]
-    out = Table(title=f"RLM peers, median of {meta['repeat']} run(s) each; {meta['date']}, commit {meta['commit']}")
-    out.add_column("figure")
-    for peer in peers:
-        out.add_column(f"{peer} {meta['peers'].get(peer, '')}".strip(), justify="right")
-    for peer in others:
-        out.add_column(f"{OURS} / {peer}", justify="right")
+    versions = results["meta"]["peers"]
+    header = ["figure", *(f"{p} {versions.get(p, '')}".strip() for p in peers), *(f"{OURS} / {p}" for p in others)]
+    rows = []
     for workload in results["workloads"]:
         kind, size = workload.split("-")
         for figure, label in ROWS[kind]:
             cells = [cell(summary.get((p, workload)), figure) for p in peers]
             ratios = [ratio(summary.get((OURS, workload)), summary.get((p, workload)), figure) for p in others]
-            out.add_row(label.format(n=size.removesuffix("mb")), *cells, *ratios)
-    return out
+            rows.append([label.format(n=size.removesuffix("mb")), *cells, *ratios])
+    return header, rows
+
+
+def title(meta: dict[str, Any]) -> str:
+    return f"RLM peers, median of {meta['repeat']} run(s) each; {meta['date']}, commit {meta['commit']}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The table for docs/benchmarks.md."""
+    header, rows = grid(results)
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def render(console: Console, results: dict[str, Any]) -> None:
     meta = results["meta"]
-    console.print(table(results))
+    header, rows = grid(results)
+    table = Table(title=title(meta))
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(f"[red]{c}[/red]" if c.startswith("failed") else c for c in row))
+    console.print(table)
     console.print(f"Machine: {meta['cores']} cores ({meta['cpu']}), {meta['memory_gb']} GB, Python {meta['python']}; "
                   f"load average {meta['load_start'][0]:.1f} at the start, {meta.get('load_end', [0])[0]:.1f} at the end"
                   " (a shared machine: read trends, not digits).")  # fmt: skip

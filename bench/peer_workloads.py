@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import string
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,38 +50,82 @@ class Workload:
     size: int = 0  # iterations, sub-queries or megabytes
 
 
-def _indented(code: str) -> str:
-    return textwrap.indent(code, "    ")
+COUNTER = """
+try:
+    step += 1
+except NameError:
+    step = 1
+$body
+if step >= $n:
+    $finish
+"""
+
+NEEDLE_CELL = """
+try:
+    found
+except NameError:
+    import re
+    found = re.search(r"The secret code is (\\w+)", context).group(1)
+    print(found)
+else:
+    $finish
+"""
+
+FANOUT_CELL = """
+if context.startswith("part "):
+    $answer_child
+else:
+    try:
+        answers
+    except NameError:
+        parts = [f"part {i}" for i in range($k)]
+        $fan_out
+        print(len(answers))
+    else:
+        $count_right
+"""
 
 
-def _counter(body: str, n: int, dialect: Dialect) -> str:
-    return ("try:\n    step += 1\nexcept NameError:\n    step = 1\n" + body + "\n"
-            f"if step >= {n}:\n" + _indented(dialect.finish('f"done {step}"')))  # fmt: skip
+def cell_code(template: str, **parts: object) -> str:
+    """Fill a cell template: a `$name` alone on a line takes a (possibly multi-line) block at
+    that line's indentation, any other `$name` a value."""
+    lines = []
+    for line in template.strip("\n").splitlines():
+        name = line.strip().removeprefix("$")
+        if line.strip().startswith("$") and name in parts:
+            lines.append(textwrap.indent(str(parts[name]), line[: len(line) - len(line.lstrip())]))
+        else:
+            lines.append(line)
+    return string.Template("\n".join(lines)).substitute(parts)
 
 
 def iterations(n: int) -> Workload:
     """n turns of a trivial cell with an instant model: what each iteration costs on its own."""
-    return Workload(f"iterations-{n}", "iterations", "Count the turns.", "small", n + 2, f"done {n}",
-                    lambda d: _counter("print(step)", n, d), size=n)  # fmt: skip
+
+    def cell(d: Dialect) -> str:
+        return cell_code(COUNTER, body="print(step)", n=n, finish=d.finish('f"done {step}"'))
+
+    return Workload(f"iterations-{n}", "iterations", "Count the turns.", "small", n + 2, f"done {n}", cell, size=n)
 
 
 def tokens(n: int = TOKENS_ITERATIONS) -> Workload:
     """n turns that each print a 1000-character slice: how the prompt grows with the transcript."""
     body = f"print(context[step * {TOKENS_SLICE}:(step + 1) * {TOKENS_SLICE}])"
-    return Workload(f"tokens-{n}", "tokens", "Read a slice per turn.", "small", n + 2, f"done {n}",
-                    lambda d: _counter(body, n, d), size=n)  # fmt: skip
+
+    def cell(d: Dialect) -> str:
+        return cell_code(COUNTER, body=body, n=n, finish=d.finish('f"done {step}"'))
+
+    return Workload(f"tokens-{n}", "tokens", "Read a slice per turn.", "small", n + 2, f"done {n}", cell, size=n)
 
 
 def needle(megabytes: int) -> Workload:
     """Find a sentence in a large corpus (turn 1), answer from the REPL variable (turn 2)."""
 
     def cell(d: Dialect) -> str:
-        return ("try:\n    found\nexcept NameError:\n    import re\n"
-                '    found = re.search(r"The secret code is (\\w+)", context).group(1)\n    print(found)\n'
-                "else:\n" + _indented(d.finish("found")))  # fmt: skip
+        return cell_code(NEEDLE_CELL, finish=d.finish("found"))
 
-    return Workload(f"needle-{megabytes}mb", "needle", "What is the secret code?", f"needle-{megabytes}mb", 4,
-                    NEEDLE, cell, size=megabytes)  # fmt: skip
+    name = f"needle-{megabytes}mb"
+    return Workload(name, "needle", "What is the secret code?", name, 4, NEEDLE, cell, size=megabytes)
 
 
 def fanout(k: int) -> Workload:
@@ -88,12 +133,9 @@ def fanout(k: int) -> Workload:
     one turn), turn 2 counts the right answers. Ideal makespan: 3 model calls."""
 
     def cell(d: Dialect) -> str:
-        root = ("try:\n    answers\nexcept NameError:\n"
-                + _indented(f'parts = [f"part {{i}}" for i in range({k})]\n' + d.fan_out("answers", "parts", "sub")
-                            + "\nprint(len(answers))")
-                + "\nelse:\n" + _indented(d.finish("str(sum(a == 'answer ' + p for a, p in zip(answers, parts)))")))  # fmt: skip
-        return ('if context.startswith("part "):\n' + _indented(d.finish('"answer " + context'))
-                + "\nelse:\n" + _indented(root))  # fmt: skip
+        return cell_code(FANOUT_CELL, k=k, answer_child=d.finish('"answer " + context'),
+                         fan_out=d.fan_out("answers", "parts", "sub"),
+                         count_right=d.finish("str(sum(a == 'answer ' + p for a, p in zip(answers, parts)))"))  # fmt: skip
 
     return Workload(f"fanout-{k}", "fanout", "Fan out.", "small", 4, str(k), cell, FANOUT_LATENCY, k)
 

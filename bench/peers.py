@@ -39,7 +39,7 @@ from rich.console import Console
 
 from bench import peer_dspy, peer_ours, peer_rlms, proctree
 from bench.peer_protocol import Task, parse_result
-from bench.peer_report import render
+from bench.peer_report import markdown, render
 from bench.peer_workloads import NEEDLE, Workload, corpus_sizes, measure, workloads
 from tests.support.model_server import ModelServer
 from tests.support.rlm import filler_corpus
@@ -120,7 +120,8 @@ def run_once(peer: ModuleType, python: str, workload: Workload, server: ModelSer
         except subprocess.TimeoutExpired as exc:
             stdout, stderr, code = _text(exc.stdout), _text(exc.stderr), None
         record["wall_s"] = time.monotonic() - started
-    record.update(peak_rss_mb=tree.peak_mb, processes=tree.processes, leftovers=len(proctree.end_leftovers()))
+    record.update(peak_rss_mb=tree.peak_mb, processes=tree.processes, at_peak=tree.at_peak,
+                  leftovers=len(proctree.end_leftovers()))  # fmt: skip
     (run_dir / "driver.log").write_text(stderr)
     calls = server.calls[mark:]
     try:
@@ -179,6 +180,7 @@ def main() -> None:
     parser.add_argument("--venvs", type=Path, help="keep the peers' virtualenvs here and reuse them")
     parser.add_argument("--json-out", type=Path, help="write every run and the machine facts here")
     parser.add_argument("--report", type=Path, help="print the table of a saved --json-out file; runs nothing")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/benchmarks.md)")
     args = parser.parse_args()
     unknown = set(args.only) - set(PEERS)
     if unknown:
@@ -191,7 +193,10 @@ def main() -> None:
             results = bench(args, Path(tmp))
         if args.json_out:
             args.json_out.write_text(json.dumps(results, indent=2))
-    render(Console(width=None if Console().is_terminal else 160), results)
+    if args.markdown:
+        print(markdown(results))
+    else:
+        render(Console(width=None if Console().is_terminal else 160), results)
     if any(not run["ok"] for run in results["runs"]):
         sys.exit(1)
 

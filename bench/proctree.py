@@ -64,17 +64,33 @@ def rss_bytes(pid: int) -> int:
         return 0  # gone between listing and reading
 
 
+def command_line(pid: int, limit: int = 80) -> str:
+    """The program's name and first arguments, e.g. `python -m bench.peer_ours`."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [os.path.basename(argv[0].decode(errors="replace"))] + [a.decode(errors="replace") for a in argv[1:3] if a]
+    return " ".join(words)[:limit]
+
+
 class TreePeak:
-    """The largest sum of RSS over the processes below the bench, seen while sampling."""
+    """The largest sum of RSS over the processes below the bench, seen while sampling, and
+    which processes held it."""
 
     def __init__(self) -> None:
         self.peak_bytes = 0
         self.processes = 0
+        self.at_peak: list[tuple[str, float]] = []  # (command, MB), largest first
 
     def sample(self) -> None:
-        pids = descendants(os.getpid())
-        self.peak_bytes = max(self.peak_bytes, sum(rss_bytes(pid) for pid in pids))
-        self.processes = max(self.processes, len(pids))
+        sizes = {pid: rss_bytes(pid) for pid in descendants(os.getpid())}
+        self.processes = max(self.processes, len(sizes))
+        total = sum(sizes.values())
+        if total > self.peak_bytes:
+            self.peak_bytes = total
+            largest = sorted(sizes.items(), key=lambda item: -item[1])
+            self.at_peak = [(command_line(pid), size / 1e6) for pid, size in largest if size]
 
     @property
     def peak_mb(self) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.peer_report import render
+from bench.peer_report import markdown, render
 from bench.peer_workloads import fanout, iterations, measure, tokens
 from tests.support.model_server import RecordedCall, ScriptedRequest
 
@@ -60,6 +60,9 @@ def test_report_shows_medians_ratios_and_failures() -> None:
     row = next(line for line in text.splitlines() if "overhead per iteration" in line)
     assert "40" in row and "10 (1/2)" in row and "4.00x" in row
     assert "rlms iterations-10: 1 failed run(s): exit 1: boom" in text
+    assert markdown(results).splitlines()[2] == (
+        "| 10 iterations: overhead per iteration, ms (median gap) | 40 | 10 (1/2) | 4.00x |"
+    )
 
 
 def test_quick_run_of_this_project_reports_every_figure(tmp_path: Path) -> None:
