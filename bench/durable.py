@@ -4,9 +4,11 @@
    the Copilot CLI turn around it (`CopilotModel.complete` minus the model), the rest of
    `generate_step` (transcript rebuild, trace write), `execute_cell` (sandbox),
    orchestrator episodes, and the rest (open/finish activities, engine, SQLite).
-2. Replay: orchestrator `handle()` time per episode as the history grows (10/20/50
-   iterations), plus the final episode's context replayed off-line.
-3. Fan-out: makespan of K parallel sub-queries with 0.5 s model latency.
+2. Replay: orchestrator `handle()` time per episode as the query goes on (10/20/50
+   iterations): the median episode at iteration 5 and at the last iteration (the loop
+   continues as new, so these stay close), plus the final episode's context replayed off-line.
+3. Fan-out: makespan of K parallel sub-queries with 0.5 s model latency (1/8/32/128), the
+   sub-query phase (first to last sub-level model call) and the peak of calls in flight.
 
 Run: `.venv/bin/python -m bench.durable [--quick] [--json-out PATH] [--compare PATH]`.
 """
@@ -52,7 +54,7 @@ class Probe:
     this process only) to time them from the outside."""
 
     def __init__(self) -> None:
-        self.episodes: list[tuple[int, float]] = []  # (history events, seconds)
+        self.episodes: list[tuple[int, float, int]] = []  # (history events, seconds, iteration it reported)
         self.activities: dict[str, list[float]] = {}
         self.last_context: dict[str, str] = {}  # instance id -> last context JSON
         self._lock = threading.Lock()
@@ -77,13 +79,16 @@ class Probe:
         def timed(context: Any) -> str:
             body = getattr(context, "body", context)
             started = time.perf_counter()
+            reply = None
             try:
-                return handler(context)
+                reply = handler(context)
+                return reply
             finally:
                 elapsed = time.perf_counter() - started
                 parsed = json.loads(body)
+                progress = (json.loads(reply).get("customStatus") if reply else None) or {}
                 with self._lock:
-                    self.episodes.append((len(parsed["history"]), elapsed))
+                    self.episodes.append((len(parsed["history"]), elapsed, progress.get("iteration", 0)))
                     self.last_context[parsed["instanceId"]] = body
         return timed
 
@@ -153,7 +158,8 @@ async def iterations(probe: Probe, root: Path, n: int) -> tuple[dict[str, float]
         generate = sum(probe.activities.get("generate_step", []))
         copilot = sum(probe.activities.get("copilot_complete", []))
         execute = sum(probe.activities.get("execute_cell", []))
-        episodes = [s for _, s in probe.episodes]
+        episodes = [s for _, s, _ in probe.episodes]
+        by_iteration = {i: [s for _, s, at in probe.episodes if at == i] for i in (5, n)}
         context = probe.last_context[f"iterations-{n}"]
     replays = []
     for _ in range(REPLAYS):
@@ -168,8 +174,10 @@ async def iterations(probe: Probe, root: Path, n: int) -> tuple[dict[str, float]
         "execute_ms": execute * ms, "orchestrator_ms": sum(episodes) * ms,
         "rest_ms": (wall - generate - execute - sum(episodes)) * ms,
     }
+    at_5, at_last = (statistics.median(by_iteration[i]) * 1000 for i in (5, n))
     replay = {
         "events": events, "episodes": len(episodes), "mean_episode_ms": statistics.mean(episodes) * 1000,
+        "episode_at_5_ms": at_5, "episode_at_last_ms": at_last, "last_over_5": at_last / at_5,
         "last_episode_ms": episodes[-1] * 1000, "replay_ms": statistics.median(replays) * 1000,
         "us_per_event": statistics.median(replays) * 1e6 / events,
     }
@@ -192,13 +200,15 @@ async def fan_out(probe: Probe, root: Path, k: int) -> dict[str, float]:
         probe.reset()
         mark = len(server.calls)
         wall = await run_once(root / f"fan{k}" / "state", "fan out", f"fan-out-{k}", {"max_depth": 1, "max_iterations": 3})
-        calls = len(server.calls) - mark
+        calls = server.calls[mark:]
         overlap = server.max_overlap()  # the warm-up made one call, so the peak is this run's
     ideal = 3 * FANOUT_LATENCY
     slowest = {name: max(probe.activities.get(name, [0.0])) for name in ("copilot_complete", "open_session")}
+    subs = [c for c in calls if question_of(c.request) == "sub"]
     return {
-        "makespan_s": wall, "ideal_s": ideal, "overhead_s": wall - ideal, "serial_s": calls * FANOUT_LATENCY,
-        "model_calls": calls, "peak_overlap": overlap, "episodes": len(probe.episodes),
+        "makespan_s": wall, "ideal_s": ideal, "overhead_s": wall - ideal, "serial_s": len(calls) * FANOUT_LATENCY,
+        "sub_phase_s": max(c.answered or c.received for c in subs) - min(c.received for c in subs),
+        "model_calls": len(calls), "peak_overlap": overlap, "episodes": len(probe.episodes),
         "slowest_model_call_s": slowest["copilot_complete"], "slowest_open_s": slowest["open_session"],
     }
 
@@ -241,13 +251,13 @@ def compare(previous_path: Path, results: dict[str, Any]) -> Table:
 
 async def main_async(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     probe = Probe()
-    sizes, fans = ([5, 10], [1, 8]) if args.quick else ([10, 20, 50], [1, 8, 32])
+    sizes, fans = ([5, 10], [1, 8]) if args.quick else ([10, 20, 50], [1, 8, 32, 128])
     results: dict[str, Any] = {"meta": {"cpus": os.cpu_count(), "quick": args.quick, "date": time.strftime("%Y-%m-%d")},
                                "iterations": {}, "replay": {}, "fanout": {}}
-    for n in sizes:
+    for n in sizes if args.only != "fanout" else []:
         console.log(f"{n}-iteration query")
         results["iterations"][str(n)], results["replay"][str(n)] = await iterations(probe, root, n)
-    for k in fans:
+    for k in fans if args.only != "iterations" else []:
         console.log(f"fan-out of {k}")
         results["fanout"][str(k)] = await fan_out(probe, root, k)
     return results
@@ -256,6 +266,7 @@ async def main_async(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5/10 iterations, fan-outs of 1/8")
+    parser.add_argument("--only", choices=["iterations", "fanout"], help="run one part only")
     parser.add_argument("--json-out", type=Path, help="write the numbers here")
     parser.add_argument("--compare", type=Path, help="a previous --json-out file to compare with")
     args = parser.parse_args()
@@ -267,12 +278,13 @@ def main() -> None:
         "orchestrator_ms": "orchestrator", "rest_ms": "rest"}))
     console.print(table("Orchestrator replay per episode", results["replay"], "iterations", {
         "events": "events (final)", "episodes": "episodes", "mean_episode_ms": "mean ms",
-        "last_episode_ms": "last ms", "replay_ms": f"final replay ms (median of {REPLAYS})",
+        "episode_at_5_ms": "median ms at iteration 5", "episode_at_last_ms": "median ms at the last",
+        "last_over_5": "last / 5", "replay_ms": f"final replay ms (median of {REPLAYS})",
         "us_per_event": "µs/event"}))
     console.print(table(f"Fan-out makespan, {FANOUT_LATENCY} s model latency", results["fanout"], "sub-queries", {
         "makespan_s": "makespan s", "ideal_s": "ideal s", "overhead_s": "over ideal s", "serial_s": "serial s",
-        "model_calls": "model calls", "peak_overlap": "peak overlap", "episodes": "episodes",
-        "slowest_model_call_s": "slowest model call s", "slowest_open_s": "slowest open_session s"}))
+        "sub_phase_s": "sub-query phase s", "model_calls": "model calls", "peak_overlap": "peak overlap",
+        "episodes": "episodes", "slowest_model_call_s": "slowest model call s", "slowest_open_s": "slowest open_session s"}))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
     if args.compare:

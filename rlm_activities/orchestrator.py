@@ -10,7 +10,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.loop import RlmLoop, Steps
-from shared.step_models import Progress, RlmTask
+from shared.step_models import LoopInput, Progress, RlmTask
 
 ORCHESTRATOR = "rlm_orchestrator"
 
@@ -22,7 +22,15 @@ bp = df.Blueprint()
 
 
 class DurableRuntime:
-    """The loop's runtime on Durable Functions: effects become Durable tasks."""
+    """The loop's runtime on Durable Functions: effects become Durable tasks.
+
+    Every episode replays the whole history (the SDK re-reads each event), and each task adds
+    about four events (scheduled, completed, and its episode's start and end), so a loop
+    continues as new once a generation has scheduled `tasks_per_generation` tasks: about
+    eight plain iterations, or the iteration after a fan-out.
+    """
+
+    tasks_per_generation = 16
 
     def __init__(self, context: df.DurableOrchestrationContext) -> None:
         self.context = context
@@ -59,8 +67,11 @@ class DurableRuntime:
     def report(self, progress: Progress) -> None:
         self.context.set_custom_status(progress.model_dump())
 
+    def continue_as_new(self, start: LoopInput) -> None:
+        self.context.continue_as_new(start.model_dump())
+
 
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def rlm_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
-    task = RlmTask.model_validate(context.get_input())
-    return (yield from RlmLoop(DurableRuntime(context), task).run())
+    start = LoopInput.of(context.get_input())
+    return (yield from RlmLoop(DurableRuntime(context), start.task, start.state).run())

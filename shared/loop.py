@@ -9,6 +9,10 @@ is a step (shared.steps) or a sub-query.
 
 Budgets (shared.budget) are checked between steps; the deadline is a timer of the
 runtime (a durable timer under Durable) raced with each step, so no clock decides it.
+
+A runtime that replays a history (Durable) bounds it: once a generation has scheduled
+`tasks_per_generation` tasks, the loop continues as new between two iterations, carrying
+its counters (LoopState), so every episode replays a short history however long the query.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from shared.step_models import (
     CellSummary,
     FinishInput,
     GenerateOutput,
+    LoopInput,
+    LoopState,
     OpenOutput,
     PendingRef,
     Progress,
@@ -42,6 +48,8 @@ class LoopRuntime(Protocol):
     """What runs the loop: each method returns something the loop yields."""
 
     instance_id: str
+    #: Tasks a generation may schedule before the loop continues as new; None: it never does.
+    tasks_per_generation: int | None
 
     def now(self) -> datetime: ...
 
@@ -69,44 +77,60 @@ class LoopRuntime(Protocol):
 
     def report(self, progress: Progress) -> None: ...
 
+    def continue_as_new(self, start: LoopInput) -> None:
+        """End this generation; the next one starts from `start` with an empty history."""
+        ...
+
 
 class QueryFailed(RuntimeError):
     """A root query that could not produce an answer; its trace says why."""
 
 
 class RlmLoop:
-    """One (sub-)query. Counters live here so each step gets a stable trace number."""
+    """One (sub)query, or one generation of it. Counters live here so each step gets a stable
+    trace number; `state` is where the previous generation stopped."""
 
-    def __init__(self, runtime: LoopRuntime, task: RlmTask) -> None:
+    def __init__(self, runtime: LoopRuntime, task: RlmTask, state: LoopState | None = None) -> None:
         self.runtime = runtime
         self.task = task
         self.instance_id = runtime.instance_id
-        self.started = runtime.now()
+        self.started = datetime.fromisoformat(state.started_at) if state else runtime.now()
         self.started_at = self.started.isoformat()
         self.budget = task.budget.started(self.started)
         self.deadline: Any = None  # the runtime's timer, when there is a deadline
-        self.step = 0
-        self.usage: dict[str, TokenUsage] = {}
-        self.last_call = TokenUsage()  # this loop's latest model call: the estimate of its next
+        self.opened = state.opened if state else None
+        self.iteration = state.iteration if state else 0  # the iteration running, or the last one run
+        self.step = state.step if state else 0
+        self.tasks = 0  # tasks this generation scheduled: steps and sub-queries
+        self.usage: dict[str, TokenUsage] = dict(state.usage) if state else {}
+        self.last_call = state.last_call if state else TokenUsage()  # the latest model call: the estimate of the next
         self.forced_reason: ForcedReason | None = None
-        self.sub_queries = 0
-        self.used_sections: list[str] = []
+        self.sub_queries = state.sub_queries if state else 0
+        self.used_sections: list[str] = list(state.used_sections) if state else []
         self.progress = Progress(
-            phase="starting", depth=task.depth, max_depth=task.max_depth, iteration=0, max_iterations=task.max_iterations,
-            started_at=self.started_at, trace_id=task.trace_parent.trace_id,
+            phase="starting", depth=task.depth, max_depth=task.max_depth, iteration=self.iteration,
+            max_iterations=task.max_iterations, started_at=self.started_at, trace_id=task.trace_parent.trace_id,
             max_tokens=self.budget.tokens, max_cost=self.budget.cost,
             deadline=self.budget.deadline.isoformat() if self.budget.deadline else None,
+            sub_queries_done=state.sub_queries_done if state else 0,
         )  # fmt: skip
 
     def run(self) -> Steps:
         """The root returns a QueryResult (or raises QueryFailed); sub-queries return a
-        SubAnswer, failed or not, so one bad branch does not sink the tree."""
-        iteration = 0
+        SubAnswer, failed or not, so one bad branch does not sink the tree. A generation that
+        continues as new returns None: the last generation's value is the orchestration's."""
+        iteration = self.iteration
         if self.budget.deadline is not None:
             self.deadline = self.runtime.timer(self.budget.deadline)
         try:
-            opened = OpenOutput.model_validate((yield from self._wait(self._step("open_session", 0))))
-            iteration, answer, outcome = yield from self._iterate(opened)
+            if self.opened is None:
+                self.opened = OpenOutput.model_validate((yield from self._wait(self._step("open_session", 0))))
+            ended = yield from self._iterate(self.opened)
+            if ended is None:
+                self.runtime.continue_as_new(LoopInput(task=self.task.model_copy(update={"budget": self.budget}),
+                                                       state=self._state()))  # fmt: skip
+                return None
+            iteration, answer, outcome = ended
             error = None
         except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded, failed result
             error = self.runtime.error_text(exc)
@@ -137,9 +161,14 @@ class RlmLoop:
         return SubAnswer(answer=result.answer_ref, failed=result.failed, usage=self.usage, sub_queries=self.sub_queries).model_dump()
 
     def _iterate(self, opened: OpenOutput) -> Steps:
-        for iteration in range(1, self.task.max_iterations + 1):
+        """(iterations, answer, outcome) once the query ends; None when this generation is
+        full and the loop should continue as new before the next iteration."""
+        for iteration in range(self.iteration + 1, self.task.max_iterations + 1):
             if (reason := self._spent()) is not None:
                 return (yield from self._force(iteration - 1, reason, opened))
+            if self._generation_full():
+                return None
+            self.iteration = iteration
             self._report("generating", iteration)
             code_step = self.step + 1
             generated = GenerateOutput.model_validate(
@@ -213,6 +242,7 @@ class RlmLoop:
             if request.kind == "rlm" and self.task.depth < self.task.max_depth:
                 child = self.task.child(request, self.instance_id, share)
                 work.append(self.runtime.sub_query(child, f"{self.instance_id}-{iteration}-{k}"))
+                self.tasks += 1
             else:
                 leaf = request.model_dump(include={"kind", "question", "corpus_id", "requested_model", "model"})
                 work.append(self._step("leaf_query", iteration, request_id=request.id, **leaf))
@@ -246,8 +276,21 @@ class RlmLoop:
             self.forced_reason = self.budget.spent(self._used(), self.last_call, passed)
         return self.forced_reason
 
+    def _generation_full(self) -> bool:
+        limit = self.runtime.tasks_per_generation
+        return limit is not None and self.tasks >= limit
+
+    def _state(self) -> LoopState:
+        assert self.opened is not None
+        return LoopState(
+            iteration=self.iteration, step=self.step, opened=self.opened, started_at=self.started_at,
+            usage=self.usage, last_call=self.last_call, sub_queries=self.sub_queries,
+            sub_queries_done=self.progress.sub_queries_done, used_sections=self.used_sections,
+        )  # fmt: skip
+
     def _step(self, name: str, iteration: int, **extra: Any) -> Any:
         self.step += 1
+        self.tasks += 1
         payload = {
             "task": self.task.model_dump(),
             "instance_id": self.instance_id,
@@ -280,6 +323,8 @@ class RlmLoop:
 
 class LocalRuntime:
     """Runs the loop in-process on asyncio: steps are called directly, fan-outs gathered."""
+
+    tasks_per_generation = None  # nothing is replayed, so there is no history to bound
 
     def __init__(self, parts: Parts, instance_id: str, on_progress: Callable[[str, Progress], None] | None = None) -> None:
         self.parts = parts
@@ -320,6 +365,9 @@ class LocalRuntime:
     def report(self, progress: Progress) -> None:
         if self.on_progress is not None:
             self.on_progress(self.instance_id, progress)
+
+    def continue_as_new(self, start: LoopInput) -> None:
+        raise NotImplementedError("the in-process runtime keeps no history, so its loop never continues as new")
 
 
 async def drive(loop: Steps) -> Any:

@@ -5,7 +5,7 @@ texts stay in blob storage (DESIGN section 5)."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -134,6 +134,35 @@ class LeafInput(StepInput):
     corpus_id: str | None = None
     requested_model: str | None = None
     model: str | None = None
+
+
+class LoopState(BaseModel):
+    """Where a loop stopped when its orchestration continued as new: counters and references
+    only. The next generation starts with an empty history but goes on with the same step
+    numbers, cell and sub-query ids, usage, budget and sandbox session."""
+
+    iteration: int  # iterations done
+    step: int  # the trace number of the last step
+    opened: OpenOutput
+    started_at: str  # when the first generation started
+    usage: dict[str, TokenUsage]
+    last_call: TokenUsage
+    sub_queries: int
+    sub_queries_done: int
+    used_sections: list[str]
+
+
+class LoopInput(BaseModel):
+    """A loop orchestration's input: the task, and after the first generation the state the
+    previous one carried (the task's budget then has its deadline fixed)."""
+
+    task: RlmTask
+    state: LoopState | None = None
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> LoopInput:
+        """Starts and parents send a bare task; a generation continuing as new sends both."""
+        return cls.model_validate(raw) if "task" in raw else cls(task=RlmTask.model_validate(raw))
 
 
 class SubAnswer(BaseModel):

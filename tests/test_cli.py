@@ -107,28 +107,30 @@ def test_ask_answers_over_the_sample_with_sources(tmp_path: Path, repo_on_path: 
     assert missing.returncode == 2 and "no trace for query no-such-query" in missing.stderr
 
 
+@pytest.mark.parametrize("killed_at", [3, 12], ids=["first-generation", "after-continue-as-new"])
 def test_killed_ask_resumes_without_repeating_completed_iterations(
-    tmp_path: Path, repo_on_path: None, model_server: ModelServer
+    tmp_path: Path, repo_on_path: None, model_server: ModelServer, killed_at: int
 ) -> None:
     held = threading.Event()
     release = threading.Event()
 
     def script(request: ScriptedRequest):
         n = iteration_of(request)
-        if n == 3 and not release.is_set():
+        if n == killed_at and not release.is_set():
             held.set()
             release.wait(60)
-        if n <= 3:
+        if n <= killed_at:
             return repl(f"x{n} = {n}\nprint('stored', {n})")
-        return repl("Final = str(x1 + x2 + x3)")
+        return repl(f"Final = str(sum(globals()[f'x{{i}}'] for i in range(1, {killed_at + 1})))")
 
     model_server.set_script(script)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("## a\nalpha\n\n## b\nbeta\n", encoding="utf-8")
     args = ("--corpus", str(corpus), "--question", "Sum them", "--instance-id", "crash-test-1", "--json")
+    expected = str(sum(range(1, killed_at + 1)))
 
     first = ask(tmp_path, model_server, *args)
-    assert held.wait(120), "the run never reached its third iteration"
+    assert held.wait(120), f"the run never reached iteration {killed_at}"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(30)
     release.set()
@@ -136,13 +138,13 @@ def test_killed_ask_resumes_without_repeating_completed_iterations(
     code, out, err = finish(ask(tmp_path, model_server, *args))
     assert code == 0, err
     result = json.loads(out)
-    assert result["answer"] == "6"  # x1..x3 came back: the sandbox state was rebuilt by replay
+    assert result["answer"] == expected  # every x came back: the sandbox state was rebuilt by replay
     seen = Counter(iteration_of(c.request) for c in model_server.calls)
-    assert seen[1] == 1 and seen[2] == 1, seen
-    assert seen[4] == 1
+    assert all(seen[n] == 1 for n in range(1, killed_at)), seen
+    assert seen[killed_at + 1] == 1 and result["iterations"] == killed_at + 1
 
     code, out, _ = finish(ask(tmp_path, model_server, "--instance-id", "crash-test-1", "--json"))
-    assert code == 0 and json.loads(out)["answer"] == "6"
+    assert code == 0 and json.loads(out)["answer"] == expected
     assert Counter(iteration_of(c.request) for c in model_server.calls) == seen
 
 
