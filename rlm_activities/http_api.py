@@ -4,6 +4,7 @@ it, upload a corpus. Bad input gets a 4xx with a JSON body saying what is wrong.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import azure.durable_functions as df
@@ -73,9 +74,11 @@ async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance_id = req.route_params.get("instance_id", "")
-    status = await client.get_status(instance_id)
+    status = await client.get_status(instance_id, show_input=True)
     if status is None or status.runtime_status is None:
         return error_response(404, f"no query with id {instance_id}")
+    if _is_sub_query(status.input_):
+        return error_response(409, f"{instance_id} is a sub-query: only a root query can be cancelled")
     if status.runtime_status.value not in ("Running", "Pending"):
         return error_response(409, f"query {instance_id} is {status.runtime_status.value}, not running")
     await client.terminate(instance_id, "cancelled by the user")
@@ -84,7 +87,19 @@ async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
     metas = await asyncio.to_thread(services.traces().metas, instance_id)
     children = [m.instance_id for m in metas if m.instance_id != instance_id]
     await asyncio.gather(*(client.terminate(child, f"query {instance_id} was cancelled") for child in children))
-    return json_response({"instance_id": instance_id, "status": "Terminating", "sub_queries": len(children)}, status=202)
+    closed = await asyncio.to_thread(services.parts().executor.close_tree, instance_id)
+    body = {"instance_id": instance_id, "status": "Terminating", "sub_queries": len(children), "sandboxes_closed": len(closed)}
+    return json_response(body, status=202)
+
+
+def _is_sub_query(orchestration_input: object) -> bool:
+    """An RLM orchestration's input names its parent (a JSON text in the devhost, a value in Azure)."""
+    if isinstance(orchestration_input, str):
+        try:
+            orchestration_input = json.loads(orchestration_input)
+        except ValueError:
+            return False
+    return isinstance(orchestration_input, dict) and orchestration_input.get("parent_id") is not None
 
 
 @bp.route(route="corpora", methods=["POST"])

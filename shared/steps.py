@@ -63,11 +63,21 @@ class Parts:
         return await get_model(self.settings)
 
 
-def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+async def reserve_sandbox(p: StepInput, parts: Parts) -> None:
+    """Wait (holding no thread) for the instance's sandbox slot, before any step that may start its sandbox."""
+    await parts.executor.reserve(p.instance_id, p.task.root_id, p.task.max_depth - p.task.depth)
+
+
+async def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Start (or find) the sandbox session of an instance with its corpus loaded."""
     p = StepInput.model_validate(payload)
+    await reserve_sandbox(p, parts)
+    return await asyncio.to_thread(_open_session, p, parts)
+
+
+def _open_session(p: StepInput, parts: Parts) -> dict[str, Any]:
     index = load_index(parts.store, p.task.corpus_id)
-    parts.executor.open(p.instance_id, p.task.corpus_id)
+    parts.executor.open(p.instance_id, p.task.corpus_id, tree_id=p.task.root_id, height=p.task.max_depth - p.task.depth)
     parts.traces.write_meta(
         p.task.root_id,
         InstanceMeta(
@@ -131,9 +141,14 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
     return GenerateOutput(has_code=code is not None, final=final_ref, usage=usage).model_dump()
 
 
-def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+async def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Run the code of a generate step as one cell; it may suspend on sub-queries."""
     p = ExecuteInput.model_validate(payload)
+    await reserve_sandbox(p, parts)
+    return await asyncio.to_thread(_execute_cell, p, parts)
+
+
+def _execute_cell(p: ExecuteInput, parts: Parts) -> dict[str, Any]:
     started = utcnow()
     code = parts.traces.read_step(p.task.root_id, p.instance_id, p.code_step).code
     if code is None:
@@ -143,9 +158,14 @@ def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     return _summarize(parts, p.instance_id, cell).model_dump()
 
 
-def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+async def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Hand a suspended cell the answers to its pending requests."""
     p = ResumeInput.model_validate(payload)
+    await reserve_sandbox(p, parts)
+    return await asyncio.to_thread(_resume_cell, p, parts)
+
+
+def _resume_cell(p: ResumeInput, parts: Parts) -> dict[str, Any]:
     started = utcnow()
     answers = {request_id: ref.resolve(parts.store) for request_id, ref in p.answers.items()}
     cell = parts.executor.resume(p.instance_id, p.cell_id, answers)
@@ -194,7 +214,8 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
 
 
 def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
-    """Write the result beside the trace and end the sandbox session."""
+    """Write the result beside the trace and end the sandbox session; a root ends its whole
+    tree (every sub-query has finished by then, so no late retry needs a journal)."""
     p = FinishInput.model_validate(payload)
     answer = p.answer.resolve(parts.store)
     index = load_index(parts.store, p.task.corpus_id).sections
@@ -217,7 +238,10 @@ def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         error=p.error,
     )
     parts.traces.write_result(p.task.root_id, result)
-    parts.executor.close(p.instance_id)
+    if p.task.depth == 0:
+        parts.executor.close_tree(p.instance_id)
+    else:
+        parts.executor.close(p.instance_id)
     log.info(
         "finish instance=%s outcome=%s iterations=%d sub_queries=%d seconds=%.1f",
         p.instance_id, p.outcome, p.iterations, p.sub_queries, result.duration_seconds,
