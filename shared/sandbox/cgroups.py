@@ -50,6 +50,13 @@ class SessionCgroup:
                 continue
         return found
 
+    def tasks(self) -> int:
+        """Processes and threads counted against the session's pids.max."""
+        try:
+            return int((self.dirs[-1] / "pids.current").read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
     def memory_peak_bytes(self) -> int:
         """The session's memory high-water mark, every process together."""
         name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"

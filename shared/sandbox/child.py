@@ -83,6 +83,21 @@ def harden(parent_pid: int | None, memory_mb: int, cpu_seconds: int, file_mb: in
             resource.setrlimit(kind, (value, value + 5 if kind == resource.RLIMIT_CPU else value))
 
 
+def run_cell(repl: Repl, msg: dict[str, Any]) -> dict[str, Any]:
+    """An execute or resume. If the session cannot even run it (no thread can start: the
+    process limit is spent), the reply asks the host for a fresh sandbox."""
+    try:
+        if msg["op"] == "execute":
+            return repl.execute(msg["cell_id"], msg["code"], msg.get("answers"), msg.get("timeout", 120.0))
+        return repl.resume(msg["cell_id"], msg.get("answers", {}), msg.get("timeout", 120.0))
+    except (RuntimeError, OSError, MemoryError) as exc:
+        message = f"the sandbox could not run this cell ({describe_exception(exc)})"
+        return {
+            "cell_id": msg["cell_id"], "status": "error", "stdout": "", "stderr": message + "\n", "pending": [],
+            "final": None, "used_sections": [], "error": message, "restart": True,
+        }  # fmt: skip
+
+
 def serve(cmd_fd: int, res_fd: int, network_isolated: bool | None) -> None:
     """Command loop: one JSON object per line in on `cmd_fd`, one per line out on `res_fd`.
 
@@ -99,10 +114,8 @@ def serve(cmd_fd: int, res_fd: int, network_isolated: bool | None) -> None:
                     reply: dict[str, Any] = {
                         "ok": True, "context_chars": len(repl.globals["context"]), "network_isolated": network_isolated,
                     }  # fmt: skip
-                elif op == "execute" and repl is not None:
-                    reply = repl.execute(msg["cell_id"], msg["code"], msg.get("answers"), msg.get("timeout", 120.0))
-                elif op == "resume" and repl is not None:
-                    reply = repl.resume(msg["cell_id"], msg.get("answers", {}), msg.get("timeout", 120.0))
+                elif op in ("execute", "resume") and repl is not None:
+                    reply = run_cell(repl, msg)
                 elif op == "run":
                     kernel = kernel or Kernel(msg.get("output_max_chars", 1_000_000))
                     reply = kernel.run(msg["code"])

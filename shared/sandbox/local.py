@@ -90,6 +90,7 @@ class SandboxProcess:
 
     def __init__(self, cwd: Path, limits: CellLimits, isolation: Isolation | None = None, context: Path | None = None) -> None:
         self.cwd = cwd
+        self.max_processes = limits.max_processes
         isolation = isolation or detect_isolation(allow_weak=False)
         self.cgroup: SessionCgroup | None = None
         if isolation.cgroups is not None:
@@ -137,6 +138,9 @@ class SandboxProcess:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def out_of_processes(self) -> bool:
+        return self.cgroup is not None and self.cgroup.tasks() >= self.max_processes
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """Send one command and read its reply; None when no reply came in `timeout` seconds.
@@ -261,6 +265,11 @@ class LocalBackend:
         if reply is None:
             self.stop(session_id)
             return timeout_result(cell_id, f"cell exceeded its {self.limits.timeout_seconds:g} s time limit; the sandbox was killed")
+        if reply.get("status") in ("done", "error") and process.out_of_processes():
+            # Whatever it left behind (a fork bomb's children) would leave no room for the next cell.
+            self.stop(session_id)
+            note = f"this cell left the session at its limit of {self.limits.max_processes} processes; the sandbox was killed"
+            reply |= {"status": "error", "error": note, "stderr": f"{reply.get('stderr', '')}{note}\n", "restart": True}
         return reply
 
     def execute(self, session_id: str, cell_id: str, code: str, answers: list[list[str]]) -> dict[str, Any]:
