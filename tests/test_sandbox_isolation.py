@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.sandbox import CellLimits, SandboxExecutor
+from shared.config import Settings
+from shared.sandbox import CellLimits, SandboxExecutor, make_executor
+from shared.sandbox.isolation import SandboxUnavailable, detect_isolation
 from shared.sandbox.local import LocalBackend
 from shared.storage import FileStore
 
@@ -377,3 +379,27 @@ def test_a_killed_sandbox_leaves_no_process_and_no_file(store: FileStore) -> Non
         executor.close("s")
     assert not cwd.exists()
     assert not any(d.exists() for d in cgroup_dirs)
+
+
+def test_without_bubblewrap_the_host_refuses_unless_the_weak_mode_is_asked_for(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bwrap-here"))
+    detect_isolation.cache_clear()
+    try:
+        strict = LocalBackend(LIMITS)
+        with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap") as refused:
+            SandboxExecutor(strict, store, LIMITS).open("s", store.put_corpus(CORPUS))
+        assert "RLM_SANDBOX_WEAK_ISOLATION=1" in str(refused.value)
+        strict.close()
+        assert make_executor(Settings(RLM_SANDBOX_WEAK_ISOLATION="1"), store).backend.allow_weak  # type: ignore[attr-defined]
+        weak = LocalBackend(LIMITS, allow_weak=True)
+        try:
+            executor = SandboxExecutor(weak, store, LIMITS)
+            executor.open("w", store.put_corpus(CORPUS))
+            assert run(executor, "print(len(context))", "w") == f"{len(CORPUS)}\n"
+        finally:
+            weak.close()
+        assert "WITHOUT full isolation" in caplog.text and "bubblewrap (bwrap) is not installed" in caplog.text
+    finally:
+        detect_isolation.cache_clear()
