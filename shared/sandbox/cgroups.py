@@ -2,10 +2,11 @@
 
 A memory rlimit holds per process, so a cell that forks escapes it; a cgroup counts every
 process of the session together. Session cgroups are children of this process's own
-cgroup, so they stay inside whatever limits the host already has: cgroup v2 where that
-cgroup can hand its memory and pids controllers down (the root of a container's cgroup
-namespace, or a delegated subtree), else the memory and pids hierarchies of cgroup v1
-(hybrid hosts). Where neither can be written, `CgroupsUnavailable` says why.
+cgroup where it can hand its memory and pids controllers down (cgroup v2: it holds no
+process or is the root, as in a container's cgroup namespace; cgroup v1 on hybrid hosts:
+always), so they stay inside whatever limits the host already has; else, on cgroup v2
+and where permitted (root), children of the hierarchy's root. Where none can be
+written, `CgroupsUnavailable` says why.
 """
 
 from __future__ import annotations
@@ -156,14 +157,18 @@ class Cgroups:
         reasons = []
         v2 = next((m for m in mounts if m.fstype == "cgroup2"), None)
         own = _inside(v2, paths[""]) if v2 is not None and "" in paths else None
-        if own is not None:
-            try:
-                _delegate(own)
-                return cls._probed((own,), 2)
-            except OSError as exc:
-                reasons.append(f"cgroup v2 at {own}: {exc.strerror or exc}")
-        else:
+        if v2 is None or own is None:
             reasons.append("no cgroup v2 hierarchy")
+        # Our own cgroup can delegate only if it holds no process (v2's rule) or is the root;
+        # else, where we may (root), the hierarchy's root, which always can.
+        for parent in dict.fromkeys([own, v2.point if v2 is not None else None]):
+            if parent is None:
+                continue
+            try:
+                _delegate(parent)
+                return cls._probed((parent,), 2)
+            except OSError as exc:
+                reasons.append(f"cgroup v2 at {parent}: {exc.strerror or exc}")
         v1 = []
         for controller in CONTROLLERS:
             mount = next((m for m in mounts if m.fstype == "cgroup" and controller in m.options), None)
