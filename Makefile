@@ -33,6 +33,7 @@ test: setup
 bench: setup
 	$(PY) -m bench.sandbox
 	$(PY) -m bench.durable --quick
+	$(PY) -m bench.starts
 
 clean:
 	rm -rf $(VENV) node_modules .rlm-data .rlm-state

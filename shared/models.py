@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.payloads import TextRef
 
@@ -15,9 +16,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+NOT_BLANK = re.compile(r"\S")
+
+
+def _not_blank(value: str) -> str:
+    if not NOT_BLANK.search(value):
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+# Text that must say something: a question, a corpus, a title. The JSON schema carries
+# the same rule as a pattern, so clients and fuzzers know it too.
+NonBlank = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"pattern": NOT_BLANK.pattern})]
+
+
 class Document(Strict):
     id: str | None = Field(None, max_length=512)
-    title: str = Field(min_length=1, max_length=1000)
+    title: NonBlank = Field(max_length=1000)
     content: str
 
 
@@ -32,10 +47,17 @@ class QueryOptions(Strict):
     sub_model: str | None = Field(None, min_length=1, max_length=200)
 
 
+def exactly_one_of(*names: str) -> dict[str, Any]:
+    """The JSON schema of "exactly one of these fields is given and not null"."""
+    return {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]}
+
+
 class CorpusSource(Strict):
     """Exactly one way of naming a corpus: inline text, documents, or a stored corpus id."""
 
-    corpus: str | None = Field(None, min_length=1)
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("corpus", "documents", "corpus_id"))
+
+    corpus: NonBlank | None = None
     documents: list[Document] | None = Field(None, min_length=1)
     corpus_id: str | None = Field(None, pattern=SHA256_HEX)
 
@@ -53,7 +75,7 @@ class CorpusSource(Strict):
 class QueryRequest(CorpusSource):
     """What a user sends to start a query: a question and exactly one corpus source."""
 
-    question: str = Field(min_length=1, max_length=20_000)
+    question: NonBlank = Field(max_length=20_000)
     options: QueryOptions = Field(default_factory=QueryOptions)
 
 
@@ -68,9 +90,18 @@ class PendingRequest(Strict):
     question: str
     sub_context_file: str | None = None
     sub_context_chars: int = 0
+    model: str | None = None  # as the code named it (`model=`); None for the default
 
 
 CellStatus = Literal["done", "suspended", "error", "timeout"]
+
+
+class BlockEnd(Strict):
+    """Where one fenced block's output ends in its cell's streams, and the error it raised."""
+
+    stdout_end: int = Field(ge=0)
+    stderr_end: int = Field(ge=0)
+    error: str | None = None
 
 
 class CellResult(Strict):
@@ -84,6 +115,21 @@ class CellResult(Strict):
     final: str | None = None
     used_sections: list[str] = Field(default_factory=list)
     error: str | None = None
+    blocks: list[BlockEnd] = Field(default_factory=list)  # one per block that ran, in order
+
+    def block_outputs(self) -> list[tuple[str, str, str | None]]:
+        """(stdout, stderr, error) of each block; what the streams hold past the last block
+        (a truncation or restart note) goes with the last one. A cell without block ends is one block."""
+        if not self.blocks:
+            return [(self.stdout, self.stderr, self.error)]
+        outputs, out_at, err_at = [], 0, 0
+        for number, end in enumerate(self.blocks, start=1):
+            last = number == len(self.blocks)
+            out_to = len(self.stdout) if last else end.stdout_end
+            err_to = len(self.stderr) if last else end.stderr_end
+            outputs.append((self.stdout[out_at:out_to], self.stderr[err_at:err_to], end.error))
+            out_at, err_at = out_to, err_to
+        return outputs
 
 
 class TokenUsage(Strict):

@@ -42,12 +42,14 @@ OPTIONAL_IN_AZURE: dict[str, str] = {
     "RLM_STORAGE_CONNECTION_STRING": "keyless in Azure: RLM_STORAGE_ACCOUNT_URL + managed identity",
     "RLM_DATA_DIR": "filesystem store only; Azure uses Blob Storage",
     "RLM_BATCH_CONCURRENCY": "default kept, operators tune it per app",
+    "RLM_MAX_RUNNING_QUERIES": "default kept; operators raise it with the session pool and model quota",
     "RLM_MAX_PARALLEL_SUBQUERIES": "default kept; the session pool's maxConcurrentSessions is the real cap in Azure",
     "RLM_MAX_LIVE_SANDBOXES": "per worker process; the session pool's maxConcurrentSessions bounds the whole app in Azure",
     "RLM_SANDBOX_MAX_PROCESSES": "applies to the local sandbox; ACA sessions are containers of their own",
     "RLM_SANDBOX_MAX_FILE_MB": "applies to the local sandbox; ACA sessions are containers of their own",
     "RLM_SANDBOX_IDLE_SECONDS": "default kept; ACA sessions also end after the pool's cooldown",
     "RLM_SANDBOX_WEAK_ISOLATION": "applies to the local sandbox only; Azure runs cells in ACA sessions",
+    "RLM_ALLOWED_MODELS": "none by default: code may name only the deployed ROOT_MODEL and SUB_MODEL",
 }
 
 # Settings read by the Functions host, the Python worker or the Copilot SDK rather than shared/config.py.

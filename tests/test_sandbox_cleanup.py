@@ -70,7 +70,7 @@ def test_cancel_leaves_no_process_and_no_file(rlm_env: Path, model_server: Model
     serve_app(rlm_env, body)
     sub_cancel, cancel = seen["sub_cancel"], seen["cancel"]
     assert sub_cancel.status_code == 409 and "only a root query" in sub_cancel.json()["error"]  # type: ignore[union-attr]
-    assert cancel.status_code == 202 and cancel.json()["sandboxes_closed"] == 3  # type: ignore[union-attr]
+    assert cancel.status_code == 202 and cancel.json()["sub_queries"] == 2  # type: ignore[union-attr]
     assert len(seen["pids"]) >= 9  # type: ignore[arg-type]  # bwrap, its init, the runtime and `sleep` per session
     assert not any(alive(pid) for pid in seen["pids"])  # type: ignore[union-attr]
     assert not any(Path(d).exists() for d in seen["dirs"])  # type: ignore[union-attr]

@@ -272,7 +272,7 @@ class LocalBackend:
             reply |= {"status": "error", "error": note, "stderr": f"{reply.get('stderr', '')}{note}\n", "restart": True}
         return reply
 
-    def execute(self, session_id: str, cell_id: str, code: str, answers: list[list[str]]) -> dict[str, Any]:
+    def execute(self, session_id: str, cell_id: str, code: str | list[str], answers: list[list[str]]) -> dict[str, Any]:
         return self._cell(session_id, cell_id, {"op": "execute", "cell_id": cell_id, "code": code, "answers": answers})
 
     def resume(self, session_id: str, cell_id: str, answers: dict[str, str]) -> dict[str, Any]:
