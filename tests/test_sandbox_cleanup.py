@@ -140,6 +140,24 @@ def test_an_idle_session_gives_up_its_sandbox_and_is_rebuilt_when_used(tmp_path:
         backend.close()
 
 
+def test_an_idle_aca_session_frees_its_slot_but_is_not_deleted(tmp_path: Path) -> None:
+    """Another worker may be using it; the pool's cooldown ends it when it is really idle."""
+    store = FileStore(tmp_path / "store")
+    with ACAServer() as server:
+        backend = ACABackend(server.url, LIMITS, credential=_Token(server.token), backoff_seconds=0.01)
+        try:
+            executor = SandboxExecutor(backend, store, LIMITS, max_live=1, idle_seconds=0.2)
+            executor.open("aca-idle", store.put_corpus(CORPUS))
+            executor.execute("aca-idle", "c1", "kept = 'state'")
+            wait_for(lambda: executor.slots.held == 0, "the reaper to free the idle session's slot")
+            assert ("DELETE", "/session", 204) not in server.log and "aca-idle" in server.kernels
+            uploads = sum(1 for entry in server.log if entry[:2] == ("POST", "/files"))
+            assert executor.execute("aca-idle", "c2", "kept").stdout == "'state'\n"
+            assert sum(1 for entry in server.log if entry[:2] == ("POST", "/files")) == uploads  # no rebuild
+        finally:
+            backend.close()
+
+
 class _Token:
     def __init__(self, token: str) -> None:
         self.token = token

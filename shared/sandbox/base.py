@@ -78,6 +78,9 @@ class SandboxBackend(Protocol):
     def stop(self, session_id: str) -> None:
         """End the interpreter; stopping an unknown session is not an error."""
 
+    def park(self, session_id: str) -> None:
+        """Free what an idle session holds on this host; the executor rebuilds it by replay if it is used again."""
+
 
 def timeout_result(cell_id: str, message: str) -> dict[str, Any]:
     """What a backend reports when it had to kill a sandbox that would not answer in time."""

@@ -7,9 +7,9 @@ is gone (killed process, restarted host, expired ACA session) is rebuilt by repl
 the journal, so rebuilding is an ordinary path, not a recovery special case.
 
 A live sandbox holds a slot (shared.sandbox.slots) until it is closed, or until it has
-been idle for `idle_seconds` (then it gives up its process and slot, and is rebuilt by
-replay if it is used again: a session nobody closes, because its query was terminated
-behind our back, cannot pin a slot forever). A tree (a root query and its sub-queries)
+been idle for `idle_seconds` (then it gives up its slot, and a local sandbox its process,
+and is rebuilt by replay if it is used again: a session nobody closes, because its query
+was terminated behind our back, cannot pin a slot forever). A tree (a root query and its sub-queries)
 is closed as a whole when the root finishes or is cancelled: every session's sandbox
 ends, and its files and journal go.
 """
@@ -241,8 +241,9 @@ class SandboxExecutor:
             self.slots.release(session_id)
 
     def reap_idle(self) -> list[str]:
-        """Stop the sandboxes idle for more than `idle_seconds` and free their slots (the
-        journals stay: a later operation rebuilds by replay). Returns the sessions stopped."""
+        """Park the sessions idle here for more than `idle_seconds` (a local sandbox stops) and
+        free their slots; the journals stay, so a later operation rebuilds by replay. Returns
+        the sessions parked."""
         deadline = time.monotonic() - self.idle_seconds
         with self._guard:
             idle = [s for s, used in self._used.items() if used < deadline]
@@ -256,7 +257,7 @@ class SandboxExecutor:
                     if self._used.get(session_id, deadline + 1) >= deadline:
                         continue
                     self._used.pop(session_id)
-                self.backend.stop(session_id)
+                self.backend.park(session_id)
                 stopped.append(session_id)
             finally:
                 lock.release()

@@ -291,6 +291,9 @@ class LocalBackend:
             process.kill()
             shutil.rmtree(process.cwd, ignore_errors=True)
 
+    def park(self, session_id: str) -> None:
+        self.stop(session_id)
+
     def close(self) -> None:
         with self._lock:
             ids = list(self._sessions)
