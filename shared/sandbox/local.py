@@ -98,23 +98,14 @@ class SandboxProcess:
         cmd_r, self._cmd_w = os.pipe()
         self._res_r, res_w = os.pipe()
         inherited = [cmd_r, res_w]
-        argv = [
-            isolation.python, "-I", isolation.child_path, "--cmd-fd", str(cmd_r), "--res-fd", str(res_w),
-            "--memory-mb", str(limits.memory_mb), "--cpu-seconds", str(limits.cpu_seconds), "--file-mb", str(limits.max_file_mb),
-        ]  # fmt: skip
-        home = cwd
-        if isolation.bwrap is not None:
-            home = Path(SESSION_DIR)
-            args_r, args_w = os.pipe()
-            inherited.append(args_r)
-            _write_all(args_w, "".join(f"{arg}\0" for arg in bwrap_arguments(cwd, context)).encode())
-            os.close(args_w)
-            argv = [isolation.bwrap, "--args", str(args_r), "--", *argv]
-        else:
-            argv += ["--parent-pid", str(os.getpid()), "--unshare-net", "1"]
-        if self.cgroup is not None:
-            argv = [SHELL, "-c", JOIN_CGROUPS_THEN_EXEC, "sh", *map(str, self.cgroup.procs_files), "--", *argv]
         try:
+            argv = [
+                isolation.python, "-I", isolation.child_path, "--cmd-fd", str(cmd_r), "--res-fd", str(res_w),
+                "--memory-mb", str(limits.memory_mb), "--cpu-seconds", str(limits.cpu_seconds),
+                "--file-mb", str(limits.max_file_mb),
+            ]  # fmt: skip
+            argv = self._confined(argv, isolation, context, inherited)
+            home = Path(SESSION_DIR) if isolation.bwrap is not None else cwd
             self.proc = _get_spawner().spawn(
                 lambda: subprocess.Popen(
                     argv, cwd=cwd, env=sandbox_env(home), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -122,6 +113,8 @@ class SandboxProcess:
                 )
             )  # fmt: skip
         except BaseException:
+            for fd in (self._cmd_w, self._res_r):
+                os.close(fd)
             if self.cgroup is not None:
                 self.cgroup.remove()
             raise
@@ -130,6 +123,21 @@ class SandboxProcess:
                 os.close(fd)
         self._buffer = b""
         self.lock = threading.Lock()
+
+    def _confined(self, argv: list[str], isolation: Isolation, context: Path | None, inherited: list[int]) -> list[str]:
+        """`argv` inside bwrap (its arguments passed on a pipe, so /proc shows no host path),
+        started by a shell that first joins the session cgroup."""
+        if isolation.bwrap is not None:
+            args_r, args_w = os.pipe()
+            inherited.append(args_r)
+            _write_all(args_w, "".join(f"{arg}\0" for arg in bwrap_arguments(self.cwd, context)).encode())
+            os.close(args_w)
+            argv = [isolation.bwrap, "--args", str(args_r), "--", *argv]
+        else:
+            argv = [*argv, "--parent-pid", str(os.getpid()), "--unshare-net", "1"]
+        if self.cgroup is not None:
+            argv = [SHELL, "-c", JOIN_CGROUPS_THEN_EXEC, "sh", *map(str, self.cgroup.procs_files), "--", *argv]
+        return argv
 
     @property
     def pid(self) -> int:
