@@ -15,6 +15,7 @@ import pytest
 from rlm_activities import services
 from shared.sandbox import CellLimits, SandboxExecutor
 from shared.sandbox.aca import ACABackend
+from shared.sandbox.base import SandboxError
 from shared.sandbox.local import LocalBackend
 from shared.storage import FileStore
 from tests.support.aca_server import ACAServer
@@ -97,6 +98,10 @@ def test_closing_a_tree_ends_every_session_of_it_and_nothing_else(tmp_path: Path
         assert not any(d.exists() for d in dirs)
         assert journals(store, "q1") == ["sessions/q1-1-9/journal.json"]
         assert executor.slots.held == 1 and backend.live_sessions == 1
+        asyncio.run(executor.reserve("q1-1-0", "q1", 2))  # a late activity of the ended tree
+        with pytest.raises(SandboxError, match="has ended"):
+            executor.execute("q1-1-0", "late", "1")
+        assert executor.slots.held == 1 and backend.process("q1-1-0") is None  # it gave its slot back
         assert executor.execute("q1-1-9", "c1", "len(context)").stdout == f"{len(CORPUS)}\n"
     finally:
         backend.close()

@@ -105,6 +105,15 @@ class SandboxExecutor:
             raise SandboxError(f"session {session_id} was never opened, or its query has ended") from None
         return Journal.model_validate_json(text)
 
+    def _journal(self, session_id: str) -> Journal:
+        """The journal of a session an operation is for; if it is gone (its query ended), the slot
+        the operation reserved is given back."""
+        try:
+            return self._load(session_id)
+        except SandboxError:
+            self.slots.release(session_id)
+            raise
+
     def _save(self, journal: Journal) -> None:
         self.store.put_text(self.store.containers.payloads, self._key(journal.session_id), journal.model_dump_json())
 
@@ -145,7 +154,7 @@ class SandboxExecutor:
 
     def execute(self, session_id: str, cell_id: str, code: str | list[str]) -> CellResult:
         with self._lock(session_id):
-            journal = self._load(session_id)
+            journal = self._journal(session_id)
             record = journal.cell(cell_id)
             if record is not None and record.result is not None:
                 return record.result
@@ -158,7 +167,7 @@ class SandboxExecutor:
     def resume(self, session_id: str, cell_id: str, answers: dict[str, str]) -> CellResult:
         """Deliver answers to a suspended cell; answers already delivered (a retried activity) are skipped."""
         with self._lock(session_id):
-            journal = self._load(session_id)
+            journal = self._journal(session_id)
             record = journal.cell(cell_id)
             if record is None or record.result is None:
                 raise SandboxError(f"cell {cell_id} of session {session_id} was never executed")
@@ -184,7 +193,7 @@ class SandboxExecutor:
             try:
                 return self.backend.read_file(session_id, file_name)
             except (SessionLost, FileNotFoundError):
-                self._rebuild(self._load(session_id), None)
+                self._rebuild(self._journal(session_id), None)
                 return self.backend.read_file(session_id, file_name)
 
     def close(self, session_id: str) -> None:
