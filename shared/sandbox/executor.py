@@ -88,6 +88,7 @@ class SandboxExecutor:
         self._locks: dict[str, threading.Lock] = {}
         self._trees: dict[str, str] = {}  # session id -> tree id, for sessions started in this process
         self._used: dict[str, float] = {}  # live session id -> monotonic time of its last operation
+        self._stopped: set[str] = set()  # sessions closed here whose tree is still open
         self._guard = threading.Lock()
         _start_reaper(self)
 
@@ -148,6 +149,7 @@ class SandboxExecutor:
         session_id = journal.session_id
         with self._guard:
             self._trees[session_id] = journal.tree
+            self._stopped.discard(session_id)
         self.slots.acquire_blocking(session_id, journal.tree, journal.height)
         self._touch(session_id)
         self.backend.start(session_id, self.store.local_path(self.store.containers.corpora, journal.corpus_id))
@@ -206,13 +208,13 @@ class SandboxExecutor:
         and turn away its sessions still waiting for one. Returns the sessions closed."""
         self.slots.cancel_tree(tree_id, SandboxError(f"query {tree_id} has ended: its sandboxes are closed"))
         with self._guard:
-            sessions = {s for s, t in self._trees.items() if t == tree_id}
-        sessions |= self._stored_sessions(tree_id)
+            known = {s for s, t in self._trees.items() if t == tree_id}
+        sessions = known | self._stored_sessions(tree_id, known)
         for session_id in sorted(sessions):
             self._end(session_id, forget=True)
         return sorted(sessions)
 
-    def _stored_sessions(self, tree_id: str) -> set[str]:
+    def _stored_sessions(self, tree_id: str, known: set[str]) -> set[str]:
         """Sessions of the tree with a journal: ids are the root's, or derived from it (`{parent}-{i}-{k}`)."""
         found = set()
         for key in self.store.list_keys(self.store.containers.payloads, f"sessions/{tree_id}"):
@@ -220,7 +222,7 @@ class SandboxExecutor:
             if len(parts) != 3 or parts[2] != "journal.json":
                 continue
             session_id = parts[1]
-            if session_id != tree_id and not session_id.startswith(f"{tree_id}-"):
+            if session_id in known or (session_id != tree_id and not session_id.startswith(f"{tree_id}-")):
                 continue
             try:
                 if self._load(session_id).tree == tree_id:
@@ -237,7 +239,8 @@ class SandboxExecutor:
             self.backend.stop(session_id)
             lock.acquire()
         try:
-            self.backend.stop(session_id)
+            if session_id not in self._stopped:  # a sub-query closed at its finish needs no second stop
+                self.backend.stop(session_id)
             if forget:
                 self.store.delete(self.store.containers.payloads, self._key(session_id))
             with self._guard:
@@ -245,6 +248,9 @@ class SandboxExecutor:
                 if forget:
                     self._trees.pop(session_id, None)
                     self._locks.pop(session_id, None)
+                    self._stopped.discard(session_id)
+                else:
+                    self._stopped.add(session_id)
         finally:
             lock.release()
             self.slots.release(session_id)
