@@ -16,8 +16,8 @@ from rlm_activities import services
 from shared.models import QueryResult
 from shared.sandbox.base import SandboxError
 from shared.sandbox.slots import SandboxSlots, TreeTooDeep
-from tests.support.model_server import ModelServer, ScriptedRequest
-from tests.support.rlm import question_of, repl, run_query
+from tests.support.model_server import ModelServer, ScriptedError, ScriptedRequest
+from tests.support.rlm import iteration_of, question_of, repl, run_query
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -163,3 +163,20 @@ def test_a_query_deeper_than_the_limit_fails_with_a_clear_error(rlm_env: Path, m
     assert str(status.runtime_status) == "Failed"
     assert "RLM_MAX_LIVE_SANDBOXES is 2" in str(status.output)
     assert model_server.calls == []  # refused before any model call
+
+
+def test_a_failed_query_leaves_no_sandbox(rlm_env: Path, model_server: ModelServer) -> None:
+    """The root fans out, then its model fails: the query fails, and every sandbox of its tree is gone."""
+
+    def script(request: ScriptedRequest) -> str | ScriptedError:
+        if question_of(request) == "How many x?":
+            if iteration_of(request) > 1:
+                return ScriptedError(400, "scripted to fail")
+            return repl("parts = context.split('\\n\\n## ')\nprint(rlm_query_batch([('count', p) for p in parts[:2]]))")
+        return repl("Final = str(context.count('x'))")
+
+    model_server.set_script(script)
+    status, _ = asyncio.run(run_query(rlm_env, question="How many x?", documents=DOCUMENTS, options={"max_depth": 1}, instance_id="fails-1"))
+    assert str(status.runtime_status) == "Failed"
+    assert len(services.traces().metas("fails-1")) == 3
+    assert sessions_left("fails-1") == (0, [], [])
