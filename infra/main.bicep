@@ -39,6 +39,26 @@ param subModelVersion string = '2026-03-17'
 @description('Capacity of each model deployment, in thousands of tokens per minute.')
 param modelCapacity int = 50
 
+@description('Deployment name (EMBEDDING_MODEL) of the embedding model the vector, hybrid and agentic baselines use.')
+param embeddingModelDeployment string = 'text-embedding-3-small'
+
+@description('Model behind EMBEDDING_MODEL.')
+param embeddingModelName string = 'text-embedding-3-small'
+
+@description('Model version behind EMBEDDING_MODEL.')
+param embeddingModelVersion string = '1'
+
+@allowed([
+  'GlobalStandard'
+  'Standard'
+])
+@description('Deployment type of the embedding model; Standard where the region has no global deployment of it.')
+param embeddingSkuName string = 'GlobalStandard'
+
+@minValue(1)
+@description('Capacity of the embedding deployment, in thousands of tokens per minute (indexing a corpus embeds all of it once).')
+param embeddingCapacity int = 120
+
 @minValue(1)
 @description('Upper bound of sandbox sessions alive at once in the ACA pool (one per running query instance).')
 param maxConcurrentSessions int = 20
@@ -60,6 +80,18 @@ param maximumInstanceCount int = 40
 ])
 @description('Memory per Flex Consumption instance; the Copilot CLI process alone takes 180-450 MB.')
 param instanceMemoryMB int = 2048
+
+@description('Email address that alerts (failure rate, p95 latency) are sent to; azd reads it from ALERT_EMAIL. Empty: the rules exist but notify no one.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(100)
+@description('Alert when more than this percentage of root queries fail within an hour.')
+param alertFailureRatePercent int = 10
+
+@minValue(1)
+@description('Alert when the p95 duration of root queries within an hour exceeds this many seconds.')
+param alertP95LatencySeconds int = 600
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -90,6 +122,29 @@ module monitoring 'modules/monitoring.bicep' = {
     appInsightsName: 'appi-rlm-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    failureRatePercent: alertFailureRatePercent
+    p95LatencySeconds: alertP95LatencySeconds
   }
 }
 
@@ -130,6 +185,11 @@ module ai 'modules/ai.bicep' = {
     subModelName: subModelName
     subModelVersion: subModelVersion
     capacity: modelCapacity
+    embeddingModelDeployment: embeddingModelDeployment
+    embeddingModelName: embeddingModelName
+    embeddingModelVersion: embeddingModelVersion
+    embeddingCapacity: embeddingCapacity
+    embeddingSkuName: embeddingSkuName
   }
 }
 
@@ -189,6 +249,7 @@ module functionApp 'modules/functionapp.bicep' = {
     modelEndpoint: ai.outputs.endpoint
     rootModelDeployment: ai.outputs.rootDeployment
     subModelDeployment: ai.outputs.subDeployment
+    embeddingModelDeployment: ai.outputs.embeddingDeployment
   }
 }
 
@@ -202,3 +263,5 @@ output SESSION_POOL_ENDPOINT string = sessionPool.outputs.poolManagementEndpoint
 output MODEL_BASE_URL string = ai.outputs.endpoint
 output DURABLE_TASK_SCHEDULER_ENDPOINT string = durableTask.outputs.endpoint
 output DURABLE_TASK_DASHBOARD_URL string = durableTask.outputs.dashboardUrl
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output AZURE_MONITOR_WORKBOOK_ID string = workbook.outputs.id

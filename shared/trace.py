@@ -13,7 +13,7 @@ from shared.prompts import Turn
 from shared.protocol import truncate_output
 from shared.storage.base import BlobNotFound, BlobStore
 
-StepKind = Literal["generate", "execute", "resume", "leaf", "forced"]
+StepKind = Literal["generate", "execute", "resume", "leaf", "forced", "index", "retrieve", "rewrite", "answer", "judge"]
 
 
 def utcnow() -> datetime:
@@ -31,8 +31,28 @@ class InstanceMeta(BaseModel):
     corpus_id: str
     context_chars: int
     started_at: datetime
+    strategy: str = "rlm"
     model: str | None = None
     requested_model: str | None = None  # what the parent's code asked for with `model=`, if it did
+
+
+class RetrievedPassage(BaseModel):
+    """A passage a retrieval step found, by rank."""
+
+    passage: int
+    title: str
+    document_id: str | None = None
+    score: float
+
+
+class RetrievalDetail(BaseModel):
+    """What a retrieval baseline's step did: the indexes it built or reused, the query it
+    ran and what that found."""
+
+    query: str | None = None
+    hits: list[RetrievedPassage] = Field(default_factory=list)
+    built: list[str] = Field(default_factory=list)
+    reused: list[str] = Field(default_factory=list)
 
 
 class StepRecord(BaseModel):
@@ -52,6 +72,7 @@ class StepRecord(BaseModel):
     cell: CellResult | None = None
     answers: dict[str, str] = Field(default_factory=dict)
     children: dict[str, str] = Field(default_factory=dict)
+    retrieval: RetrievalDetail | None = None
     error: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
@@ -83,19 +104,34 @@ class TraceStore:
         self.store.put_text(self.container, step_key(root_id, record.instance_id, record.step), record.model_dump_json())
 
     def write_result(self, root_id: str, result: QueryResult) -> None:
-        self.store.put_text(self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json())
+        self.store.put_text(
+            self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json()
+        )
 
     def read_step(self, root_id: str, instance_id: str, step: int) -> StepRecord:
         return StepRecord.model_validate_json(self.store.get_bytes(self.container, step_key(root_id, instance_id, step)))
 
     def steps(self, root_id: str, instance_id: str) -> list[StepRecord]:
         prefix = instance_prefix(root_id, instance_id)
-        keys = [k for k in self.store.list_keys(self.container, prefix) if k[len(prefix) :][:4].isdigit()]
-        return [StepRecord.model_validate_json(self.store.get_bytes(self.container, k)) for k in sorted(keys)]
+        names = [k[len(prefix) :] for k in self.store.list_keys(self.container, prefix)]
+        return self.read_steps(root_id, instance_id, names)
+
+    def files(self, root_id: str) -> dict[str, list[str]]:
+        """The record names of each instance of a root's tree, from one listing of the root's
+        prefix: reading a tree costs what it holds, however many other trees the store keeps."""
+        files: dict[str, list[str]] = {}
+        for key in self.store.list_keys(self.container, f"{root_id}/"):
+            _, instance_id, name = key.split("/", 2)
+            files.setdefault(instance_id, []).append(name)
+        return files
 
     def metas(self, root_id: str) -> list[InstanceMeta]:
-        keys = [k for k in self.store.list_keys(self.container, f"{root_id}/") if k.endswith("/meta.json")]
-        return [InstanceMeta.model_validate_json(self.store.get_bytes(self.container, k)) for k in keys]
+        return [self.read_meta(root_id, iid) for iid, names in self.files(root_id).items() if "meta.json" in names]
+
+    def read_meta(self, root_id: str, instance_id: str) -> InstanceMeta:
+        return InstanceMeta.model_validate_json(
+            self.store.get_bytes(self.container, instance_prefix(root_id, instance_id) + "meta.json")
+        )
 
     def result(self, root_id: str, instance_id: str) -> QueryResult | None:
         try:
@@ -103,6 +139,11 @@ class TraceStore:
         except BlobNotFound:
             return None
         return QueryResult.model_validate_json(data)
+
+    def read_steps(self, root_id: str, instance_id: str, names: list[str]) -> list[StepRecord]:
+        prefix = instance_prefix(root_id, instance_id)
+        steps = sorted(n for n in names if n[:4].isdigit())
+        return [StepRecord.model_validate_json(self.store.get_bytes(self.container, prefix + n)) for n in steps]
 
 
 def turns_from_steps(steps: list[StepRecord], truncate_chars: int) -> list[Turn]:
@@ -172,13 +213,19 @@ class TraceNode(BaseModel):
 
 
 def trace_tree(traces: TraceStore, root_id: str) -> TraceNode | None:
-    """The whole tree of a query, rebuilt from the per-instance records."""
-    metas = {m.instance_id: m for m in traces.metas(root_id)}
-    if root_id not in metas:
+    """The whole tree of a query, rebuilt from the per-instance records: one listing of the root's
+    prefix, then each record read once."""
+    files = traces.files(root_id)
+    if "meta.json" not in files.get(root_id, []):
         return None
     nodes = {
-        iid: TraceNode(meta=meta, result=traces.result(root_id, iid), steps=traces.steps(root_id, iid))
-        for iid, meta in metas.items()
+        iid: TraceNode(
+            meta=traces.read_meta(root_id, iid),
+            result=traces.result(root_id, iid) if "result.json" in names else None,
+            steps=traces.read_steps(root_id, iid, names),
+        )
+        for iid, names in files.items()
+        if "meta.json" in names
     }
     for iid in sorted(nodes):
         parent = nodes[iid].meta.parent_id

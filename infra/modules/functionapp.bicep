@@ -23,6 +23,7 @@ param sessionPoolEndpoint string
 param modelEndpoint string
 param rootModelDeployment string
 param subModelDeployment string
+param embeddingModelDeployment string
 
 @description('Worker threads for synchronous activities, which block on model and sandbox calls.')
 param pythonThreadCount int = 16
@@ -39,6 +40,13 @@ var appSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The Python worker configures the Azure Monitor OpenTelemetry distro before it loads the app and
+  // streams the app's telemetry itself (host.json telemetryMode OpenTelemetry), keyless through the
+  // authentication string above; shared/telemetry adopts that provider.
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  // Whole traces by trace id: the distro's default rate-limited sampler drops spans of a fan-out burst.
+  OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
+  OTEL_TRACES_SAMPLER_ARG: '1.0'
   DURABLE_TASK_SCHEDULER_CONNECTION_STRING: 'Endpoint=${schedulerEndpoint};Authentication=ManagedIdentity;ClientID=${identityClientId}'
   TASKHUB_NAME: taskHubName
   AZURE_CLIENT_ID: identityClientId
@@ -47,6 +55,7 @@ var appSettings = {
   MODEL_BASE_URL: modelEndpoint
   ROOT_MODEL: rootModelDeployment
   SUB_MODEL: subModelDeployment
+  EMBEDDING_MODEL: embeddingModelDeployment
   COPILOT_CLI_PATH: '${packageRoot}/bin/copilot'
   COPILOT_SKIP_CLI_DOWNLOAD: '1'
   COPILOT_HOME_DIR: '/tmp/copilot-home'
