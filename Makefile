@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test bench clean bubblewrap
+.PHONY: setup test bench bench-peers clean bubblewrap
 
 setup: $(STAMP) node_modules/.installed bubblewrap
 
@@ -30,10 +30,17 @@ node_modules/.installed: package.json
 test: setup
 	$(PY) -m pytest
 
+# The peers' virtualenvs (rlms, dspy) are kept under .rlm-state/ between runs.
+PEER_VENVS := .rlm-state/bench-peers
+
 bench: setup
 	$(PY) -m bench.sandbox
 	$(PY) -m bench.durable --quick
 	$(PY) -m bench.starts
+	$(PY) -m bench.peers --quick --venvs $(PEER_VENVS)
+
+bench-peers: setup
+	$(PY) -m bench.peers --venvs $(PEER_VENVS) --json-out $(PEER_VENVS)/peers.json
 
 clean:
 	rm -rf $(VENV) node_modules .rlm-data .rlm-state

@@ -37,8 +37,7 @@ def load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise UsageError(f"invalid configuration: {problems}") from None
+        raise UsageError(f"invalid configuration: {_problems(exc)}") from None
 
 
 def configured_settings() -> Settings:
@@ -125,11 +124,17 @@ def _request_from_args(args: argparse.Namespace):
     try:
         text, documents = load_corpus_path(args.corpus)
         options = QueryOptions(max_depth=args.max_depth, max_iterations=args.max_iterations)
-    except (CorpusError, ValidationError) as exc:
+        source = {"documents": documents} if documents else {"corpus": text}
+        return QueryRequest(question=args.question, options=options, **source)
+    except CorpusError as exc:
         raise UsageError(str(exc)) from None
-    if documents:
-        return QueryRequest(question=args.question, documents=documents, options=options)
-    return QueryRequest(question=args.question, corpus=text, options=options)
+    except ValidationError as exc:
+        raise UsageError(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """A validation error as one line per field, the way a user typed it."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
 
 
 async def batch(args: argparse.Namespace, console: Console) -> int:
