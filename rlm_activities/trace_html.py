@@ -25,7 +25,9 @@ def _node(node: TraceNode) -> str:
     meta, result = node.meta, node.result
     outcome = "running"
     if result is not None:
-        outcome = "failed" if result.failed else "forced answer" if result.forced else "answered"
+        outcome = "failed" if result.failed else f"forced answer ({result.forced_reason or 'iterations'})" if result.forced else "answered"
+        if result.cost is not None:
+            outcome += f" · cost {result.cost:.3g}"
     parts = [
         f"<details open><summary><b>depth {meta.depth}</b> · {escape(meta.instance_id)} · {outcome}"
         f" · <span class='dim'>{meta.context_chars} chars of context</span></summary>",
@@ -44,7 +46,12 @@ def _node(node: TraceNode) -> str:
 def _step(step: StepRecord) -> str:
     head = f"<span class='kind'>{step.kind}</span> · step {step.step} · iteration {step.iteration}"
     if step.usage is not None:
-        head += f" · <span class='dim'>{escape(step.model or '')}, {step.usage.prompt_tokens}+{step.usage.completion_tokens} tokens</span>"
+        usage = step.usage
+        cost = f", cost {usage.cost:.3g}" if usage.cost is not None else ""
+        head += (
+            f" · <span class='dim'>{escape(step.model or '')}, {usage.prompt_tokens}+{usage.completion_tokens} tokens"
+            f" ({usage.cached_tokens} cached){cost}</span>"
+        )
     if step.cell is not None:
         pending = f", {len(step.cell.pending)} sub-queries pending" if step.cell.pending else ""
         head += f" · <span class='dim'>{step.cell.status}{pending}</span>"

@@ -51,10 +51,11 @@ class SessionCgroup:
                 continue
         return found
 
-    def tasks(self) -> int:
-        """Processes and threads counted against the session's pids.max."""
+    def limit_hits(self) -> int:
+        """How many forks (or new threads) pids.max has refused in this session."""
         try:
-            return int((self.dirs[-1] / "pids.current").read_text())
+            events = dict(line.split() for line in (self.dirs[-1] / "pids.events").read_text().splitlines())
+            return int(events.get("max", 0))
         except (FileNotFoundError, ValueError):
             return 0
 

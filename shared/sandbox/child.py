@@ -84,18 +84,15 @@ def harden(parent_pid: int | None, memory_mb: int, cpu_seconds: int, file_mb: in
 
 
 def run_cell(repl: Repl, msg: dict[str, Any]) -> dict[str, Any]:
-    """An execute or resume. If the session cannot even run it (no thread can start: the
-    process limit is spent), the reply asks the host for a fresh sandbox."""
+    """An execute or resume. If the session cannot even start it (no thread can start: the
+    process limit is spent), the reply says the session is lost, so the host runs the cell
+    again in a fresh sandbox."""
     try:
         if msg["op"] == "execute":
             return repl.execute(msg["cell_id"], msg["code"], msg.get("answers"), msg.get("timeout", 120.0))
         return repl.resume(msg["cell_id"], msg.get("answers", {}), msg.get("timeout", 120.0))
     except (RuntimeError, OSError, MemoryError) as exc:
-        message = f"the sandbox could not run this cell ({describe_exception(exc)})"
-        return {
-            "cell_id": msg["cell_id"], "status": "error", "stdout": "", "stderr": message + "\n", "pending": [],
-            "final": None, "used_sections": [], "error": message, "restart": True,
-        }  # fmt: skip
+        return {"lost": f"the sandbox could not start this cell ({describe_exception(exc)})"}
 
 
 def serve(cmd_fd: int, res_fd: int, network_isolated: bool | None) -> None:

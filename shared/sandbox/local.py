@@ -90,7 +90,6 @@ class SandboxProcess:
 
     def __init__(self, cwd: Path, limits: CellLimits, isolation: Isolation | None = None, context: Path | None = None) -> None:
         self.cwd = cwd
-        self.max_processes = limits.max_processes
         isolation = isolation or detect_isolation(allow_weak=False)
         self.cgroup: SessionCgroup | None = None
         if isolation.cgroups is not None:
@@ -147,8 +146,9 @@ class SandboxProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def out_of_processes(self) -> bool:
-        return self.cgroup is not None and self.cgroup.tasks() >= self.max_processes
+    def forks_refused(self) -> int:
+        """How often the session's process limit has turned a fork or thread away."""
+        return self.cgroup.limit_hits() if self.cgroup is not None else 0
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """Send one command and read its reply; None when no reply came in `timeout` seconds.
@@ -269,14 +269,18 @@ class LocalBackend:
     def _cell(self, session_id: str, cell_id: str, message: dict[str, Any]) -> dict[str, Any]:
         process = self._live(session_id)
         message["timeout"] = self.limits.timeout_seconds
+        refused_before = process.forks_refused()
         reply = process.request(message, self.limits.timeout_seconds + self.limits.grace_seconds)
         if reply is None:
             self.stop(session_id)
             return timeout_result(cell_id, f"cell exceeded its {self.limits.timeout_seconds:g} s time limit; the sandbox was killed")
-        if reply.get("status") in ("done", "error") and process.out_of_processes():
-            # Whatever it left behind (a fork bomb's children) would leave no room for the next cell.
+        if "lost" in reply:
             self.stop(session_id)
-            note = f"this cell left the session at its limit of {self.limits.max_processes} processes; the sandbox was killed"
+            raise SessionLost(reply["lost"])
+        if reply.get("status") in ("done", "error") and process.forks_refused() > refused_before:
+            # What it left behind (a fork bomb's children) would leave no room for the next cell.
+            self.stop(session_id)
+            note = f"this cell ran into its session's limit of {self.limits.max_processes} processes; the sandbox was killed"
             reply |= {"status": "error", "error": note, "stderr": f"{reply.get('stderr', '')}{note}\n", "restart": True}
         return reply
 
