@@ -15,6 +15,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from rlm_activities.batch_models import BatchSummary
     from shared.compare import CompareRequest, CompareResult
+    from shared.storage import BlobStore
 
 ALL_STRATEGIES = "rlm,keyword,vector,hybrid,agentic"
 
@@ -39,20 +40,19 @@ def strategies_arg(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def _request(args: argparse.Namespace) -> CompareRequest:
+def _request(args: argparse.Namespace, store: BlobStore) -> CompareRequest:
     from devhost.errors import UsageError
+    from devhost.rlm_cli import stored_corpus
     from shared.compare import CompareRequest
-    from shared.corpus import CorpusError, load_corpus_path
+    from shared.corpus import CorpusError
 
     if args.corpus is None or not args.question:
         raise UsageError("a new comparison needs --corpus PATH and --question TEXT")
     try:
-        text, documents = load_corpus_path(args.corpus)
-        source: dict[str, Any] = {"documents": documents} if documents else {"corpus": text}
         return CompareRequest.model_validate(
             {
                 "question": args.question,
-                **source,
+                "corpus_id": stored_corpus(args.corpus, store),
                 "strategies": strategies_arg(args.strategies),
                 "expected": args.expected,
                 "judge": not args.no_judge,
@@ -83,7 +83,8 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
 
     output = await run_to_end(
         args, console, orchestrator=COMPARE_ORCHESTRATOR, instance_id=compare_id, label=f"comparison {compare_id}",
-        new_input=lambda: compare_task(_request(args), compare_id, settings, services.store()).model_dump(), on_status=show,
+        new_input=lambda: compare_task(_request(args, services.store()), compare_id, settings, services.store()).model_dump(),
+        on_status=show,
     )  # fmt: skip
     if output is None:
         return 1

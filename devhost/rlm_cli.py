@@ -7,6 +7,7 @@ They host the RLM function app in-process and resume only the instance they are 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import uuid
@@ -22,6 +23,7 @@ from devhost.errors import UsageError
 if TYPE_CHECKING:
     from rlm_activities.batch_models import BatchRequest, BatchSummary
     from shared.config import Settings
+    from shared.storage import BlobStore
 
 MODEL_HELP = (
     "No model is configured. Set MODEL_PROVIDER (openai or azure) and MODEL_BASE_URL "
@@ -67,7 +69,8 @@ async def run_to_end(
         async with EmbeddedHost(app, state_dir=args.state_dir, config=HostConfig.load(Path.cwd()),
                                 resume=[instance_id], pump_queues=False) as host:
             if await host.get_status(instance_id) is None:
-                await host.start_new(orchestrator, input=new_input(), instance_id=instance_id)
+                # Off the loop: storing a large corpus takes a while, and the Copilot CLI starts meanwhile.
+                await host.start_new(orchestrator, input=await asyncio.to_thread(new_input), instance_id=instance_id)
             elif not args.json:
                 console.print(f"[dim]{label} exists: resuming it or reading its result.[/dim]")
             status = await host.wait_for_completion(instance_id, on_status=on_status)
@@ -83,6 +86,11 @@ async def run_to_end(
 
 
 async def ask(args: argparse.Namespace, console: Console) -> int:
+    settings = configured_settings()
+    from shared.llm import start_model
+
+    start_model(settings)
+    await asyncio.sleep(0)  # let the Copilot CLI's process start: it boots while the app loads and the corpus is stored
     from devhost.progress import ProgressView, print_result
     from rlm_activities import services
     from rlm_activities.orchestrator import ORCHESTRATOR
@@ -90,7 +98,6 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     from shared.starting import root_task
     from shared.step_models import ROOT_INSTANCE_ID
 
-    settings = configured_settings()
     instance_id = args.instance_id or uuid.uuid4().hex
     if not re.match(ROOT_INSTANCE_ID, instance_id):
         raise UsageError("--instance-id must be 4-64 letters, digits, '-' or '_', starting with a letter or digit")
@@ -98,7 +105,7 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
                         f"python -m devhost ask --instance-id {instance_id} --state-dir {args.state_dir}")
 
     def new_input() -> dict[str, Any]:
-        return root_task(_request_from_args(args), instance_id, settings, services.store()).model_dump()
+        return root_task(_request_from_args(args, services.store()), instance_id, settings, services.store()).model_dump()
 
     with ProgressView(Console(stderr=True), instance_id) as view:
         output = await run_to_end(
@@ -115,24 +122,31 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _request_from_args(args: argparse.Namespace):
-    from shared.corpus import CorpusError, load_corpus_path
+def _request_from_args(args: argparse.Namespace, store: BlobStore):
+    from shared.corpus import CorpusError
     from shared.models import QueryOptions, QueryRequest
 
     if args.corpus is None or not args.question:
         raise UsageError("a new query needs --corpus PATH and --question TEXT")
     try:
-        text, documents = load_corpus_path(args.corpus)
         options = QueryOptions(
             max_depth=args.max_depth, max_iterations=args.max_iterations, max_tokens=args.max_tokens,
             max_cost=args.max_cost, deadline_seconds=args.deadline,
         )  # fmt: skip
-        source = {"documents": documents} if documents else {"corpus": text}
-        return QueryRequest(question=args.question, options=options, **source)
+        return QueryRequest(question=args.question, options=options, corpus_id=stored_corpus(args.corpus, store))
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
     except ValidationError as exc:
         raise UsageError(_problems(exc)) from None
+
+
+def stored_corpus(path: Path, store: BlobStore) -> str:
+    """The corpus a command was given, stored (a text file streams in: never whole in memory); its id.
+
+    Raises CorpusError when the file cannot be used."""
+    from shared.corpus import store_corpus_path
+
+    return store_corpus_path(store, path)
 
 
 def _problems(exc: ValidationError) -> str:
@@ -157,7 +171,7 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
     columns = (TextColumn(f"batch {batch_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
 
     def new_input() -> dict[str, Any]:
-        return prepare_batch(_batch_from_args(args, batch_id), batch_id, settings, services.store()).model_dump()
+        return prepare_batch(_batch_from_args(args, batch_id, services.store()), batch_id, settings, services.store()).model_dump()
 
     with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
         shown = bar.add_task("", total=None, failed=0)
@@ -182,14 +196,14 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _batch_from_args(args: argparse.Namespace, batch_id: str) -> BatchRequest:
+def _batch_from_args(args: argparse.Namespace, batch_id: str, store: BlobStore) -> BatchRequest:
     from rlm_activities.batch_models import BatchRequest
-    from shared.corpus import CorpusError, load_corpus_path
+    from shared.corpus import CorpusError
 
     if args.file is None or args.corpus is None:
         raise UsageError("a new batch needs --file QUESTIONS and --corpus PATH")
     try:
-        corpus, documents = load_corpus_path(args.corpus)
+        corpus_id = stored_corpus(args.corpus, store)
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -200,7 +214,7 @@ def _batch_from_args(args: argparse.Namespace, batch_id: str) -> BatchRequest:
             given = json.loads(text)
         body = dict(given) if isinstance(given, dict) else {"questions": given}
         body["batch_id"] = batch_id
-        body |= {"documents": documents} if documents else {"corpus": corpus}
+        body["corpus_id"] = corpus_id
         if args.concurrency is not None:
             body["concurrency"] = args.concurrency
         if args.strategies:

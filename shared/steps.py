@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.config import Settings
-from shared.corpus import load_index, save_corpus
-from shared.llm import CopilotModel, ModelError, ModelReply, get_model
+from shared.corpus import CorpusIndex, load_index, save_corpus
+from shared.llm import CopilotModel, ModelError, ModelReply, get_model, open_ahead
 from shared.models import CellResult, QueryResult, Source, TokenUsage
 from shared.payloads import TextRef
 from shared.prompts import LEAF_SYSTEM_PROMPT, render_leaf_message, render_root_request
@@ -90,15 +90,26 @@ async def reserve_sandbox(p: StepInput, parts: Parts) -> None:
 
 @traced("open")
 async def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
-    """Start (or find) the sandbox session of an instance with its corpus loaded."""
+    """Start (or find) the sandbox session of an instance with its corpus loaded. The first
+    model call's request is known from here on, so its Copilot session opens (and the CLI
+    starts, if it has not) while the sandbox starts."""
     p = StepInput.model_validate(payload)
     spans.query_started(p.task)
     await reserve_sandbox(p, parts)
-    return await asyncio.to_thread(_open_session, p, parts)
+    question, index = await asyncio.to_thread(_question_and_index, p, parts)
+    first = render_root_request(
+        question=question, context_chars=index.chars, section_count=len(index.sections), iteration=1,
+        max_iterations=p.task.max_iterations, turns=[],
+    )  # fmt: skip
+    open_ahead(parts.settings, model=p.task.model, system=first.system)
+    return await parts.executor.in_thread(_open_session, p, parts, question, index)
 
 
-def _open_session(p: StepInput, parts: Parts) -> dict[str, Any]:
-    index = load_index(parts.store, p.task.corpus_id)
+def _question_and_index(p: StepInput, parts: Parts) -> tuple[str, CorpusIndex]:
+    return p.task.question.resolve(parts.store), load_index(parts.store, p.task.corpus_id)
+
+
+def _open_session(p: StepInput, parts: Parts, question: str, index: CorpusIndex) -> dict[str, Any]:
     parts.executor.open(p.instance_id, p.task.corpus_id, tree_id=p.task.root_id, height=p.task.max_depth - p.task.depth)
     parts.traces.write_meta(
         p.task.root_id,
@@ -107,7 +118,7 @@ def _open_session(p: StepInput, parts: Parts) -> dict[str, Any]:
             root_id=p.task.root_id,
             parent_id=p.task.parent_id,
             depth=p.task.depth,
-            question=p.task.question.resolve(parts.store),
+            question=question,
             corpus_id=p.task.corpus_id,
             context_chars=index.chars,
             started_at=utcnow(),
@@ -173,7 +184,7 @@ async def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Run the blocks of a generate step, in order, as one cell; it may suspend on sub-queries."""
     p = ExecuteInput.model_validate(payload)
     await reserve_sandbox(p, parts)
-    return await asyncio.to_thread(_execute_cell, p, parts)
+    return await parts.executor.in_thread(_execute_cell, p, parts)
 
 
 def _execute_cell(p: ExecuteInput, parts: Parts) -> dict[str, Any]:
@@ -193,7 +204,7 @@ async def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Hand a suspended cell the answers to its pending requests."""
     p = ResumeInput.model_validate(payload)
     await reserve_sandbox(p, parts)
-    return await asyncio.to_thread(_resume_cell, p, parts)
+    return await parts.executor.in_thread(_resume_cell, p, parts)
 
 
 def _resume_cell(p: ResumeInput, parts: Parts) -> dict[str, Any]:

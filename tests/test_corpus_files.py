@@ -1,16 +1,30 @@
-"""Corpus files as users hand them over: byte-order marks, FIFOs and devices, and reading
-one section of a stored corpus back by its title."""
+"""Corpus files as users hand them over: byte-order marks, FIFOs and devices, a text file
+streamed into the store, and reading one section of a stored corpus back by its title."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from shared.corpus import CorpusError, load_corpus_path, render_documents, save_corpus, section_text
+from shared import corpus
+from shared.corpus import (
+    SECTION_HEADER,
+    CorpusError,
+    load_corpus_path,
+    load_index,
+    render_documents,
+    save_corpus,
+    section_text,
+    section_titles,
+    store_corpus_path,
+)
 from shared.models import Document
 from shared.storage import FileStore
 
@@ -99,3 +113,59 @@ def test_a_document_holding_a_header_line_reads_back_whole(tmp_path: Path) -> No
 def test_a_section_of_an_unknown_corpus_is_a_corpus_error(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="no stored corpus"):
         section_text(FileStore(tmp_path), "0" * 64, "Any")
+
+
+LINES = st.sampled_from(["## Harbor", "## Ridge  ", "## Été", "gauge 4.2", "", "  ", "## ", "##no", "café ☕ crème", "\r"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINES, min_size=1, max_size=40), bom=st.booleans(), chunk=st.integers(1, 64))
+def test_a_text_file_streams_into_the_store_as_the_whole_text_would_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str], bom: bool, chunk: int
+) -> None:
+    """Headers, multi-byte characters and the byte-order mark land across chunk boundaries:
+    the id, the stored bytes and the index are what the in-memory path makes of the text."""
+    monkeypatch.setattr(corpus, "STREAM_CHUNK_BYTES", chunk)
+    text = "\n".join(lines)
+    path = tmp_path / "c.txt"
+    path.write_bytes((BOM if bom else b"") + text.encode())
+    whole, streamed = FileStore(tmp_path / "whole"), FileStore(tmp_path / f"streamed-{uuid.uuid4().hex}")
+    if not text.strip():
+        with pytest.raises(CorpusError, match="is empty"):
+            store_corpus_path(streamed, path)
+        return
+    corpus_id = store_corpus_path(streamed, path)
+    assert corpus_id == save_corpus(whole, text)
+    assert streamed.get_bytes("corpora", corpus_id) == text.encode()
+    assert load_index(streamed, corpus_id) == load_index(whole, corpus_id)
+    assert store_corpus_path(streamed, path) == corpus_id  # stored once
+    assert [p.name for p in (tmp_path / streamed.root.name / "corpora").iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_a_streamed_file_that_is_not_utf8_says_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corpus, "STREAM_CHUNK_BYTES", 4)
+    path = tmp_path / "c.txt"
+    path.write_bytes("## Été\nok".encode() + b"\xff rest")
+    store = FileStore(tmp_path / "data")
+    with pytest.raises(CorpusError, match=r"is not UTF-8 text \(invalid start byte at byte 11\)"):
+        store_corpus_path(store, path)
+    assert not list((store.root / "corpora").iterdir())  # nothing half-stored
+
+
+def test_folders_and_documents_are_stored_as_load_corpus_path_reads_them(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("alpha", encoding="utf-8")
+    lines = tmp_path / "docs.jsonl"
+    lines.write_text(json.dumps({"id": "7", "title": "T", "content": "C"}), encoding="utf-8")
+    store = FileStore(tmp_path / "data")
+    for path in (tmp_path / "docs", lines):
+        text, documents = load_corpus_path(path)
+        assert store_corpus_path(store, path) == save_corpus(store, text, documents)
+    assert load_index(store, store_corpus_path(store, lines)).sections == {"T": "7"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(LINES | st.text(alphabet="# \t\r\x0b\x85é\u2028ab", max_size=8), max_size=30))
+def test_section_titles_are_what_the_header_pattern_finds(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    assert section_titles(text) == SECTION_HEADER.findall(text)

@@ -16,12 +16,16 @@ ends, and its files and journal go.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import re
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -33,6 +37,7 @@ from shared.sandbox.slots import SandboxSlots
 from shared.storage.base import BlobNotFound, BlobStore
 
 SUB_CONTEXT_NAME = re.compile(r"^sub-[0-9a-f]{64}\.txt$")
+Result = TypeVar("Result")
 RESTORED_NOTE = "The sandbox was restarted: variables are as they were before this cell ran."
 
 
@@ -90,7 +95,16 @@ class SandboxExecutor:
         self._used: dict[str, float] = {}  # live session id -> monotonic time of its last operation
         self._stopped: set[str] = set()  # sessions closed here whose tree is still open
         self._guard = threading.Lock()
+        self._threads = ThreadPoolExecutor(max_live or 32, thread_name_prefix="sandbox-op")
         _start_reaper(self)
+
+    async def in_thread(self, operation: Callable[..., Result], *args: Any) -> Result:
+        """Run a blocking step that talks to sandboxes on this executor's own threads, one per
+        live sandbox. Such a step waits on its sandbox for as long as the sandbox starts or its
+        cell runs: on the event loop's shared pool (six threads on two cores) a fan-out's
+        sandbox starts would queue behind one another and hold up every other step's I/O."""
+        call = functools.partial(contextvars.copy_context().run, operation, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
     def _lock(self, session_id: str) -> threading.Lock:
         with self._guard:

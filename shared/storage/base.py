@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,1000}$")
 
@@ -105,3 +108,24 @@ class BlobStore(ABC):
         if not self.exists(self.containers.corpora, key):
             self.put_bytes(self.containers.corpora, key, data)
         return key
+
+    def put_corpus_stream(self, chunks: Iterable[bytes]) -> str:
+        """Store a corpus arriving in chunks, read once and never whole in memory, under the
+        sha256 of its bytes (known only at the end, so it is spooled to a file first)."""
+        with self._spool() as spool:
+            digest = hashlib.sha256()
+            for chunk in chunks:
+                digest.update(chunk)
+                spool.write(chunk)
+            spool.flush()
+            key = digest.hexdigest()
+            if not self.exists(self.containers.corpora, key):
+                self._publish_spool(spool, key)
+        return key
+
+    def _spool(self) -> IO[bytes]:
+        """Where `put_corpus_stream` writes before the key is known: a local temporary file."""
+        return tempfile.NamedTemporaryFile(prefix="rlm-corpus-")
+
+    def _publish_spool(self, spool: IO[bytes], key: str) -> None:
+        self.put_file(self.containers.corpora, key, Path(spool.name))

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from shared.storage.base import BlobNotFound, BlobStore, Containers, Versioned, check_key
 
@@ -35,6 +36,18 @@ class FileStore(BlobStore):
     def put_bytes(self, container: str, key: str, data: bytes) -> None:
         path = self._path(container, key)
         os.replace(self._temp_beside(path, data), path)
+
+    def _spool(self) -> IO[bytes]:
+        """Beside the corpora, so the finished corpus is moved into place, not copied again."""
+        folder = self.root / check_key(self.containers.corpora)
+        folder.mkdir(parents=True, exist_ok=True)
+        return tempfile.NamedTemporaryFile(dir=folder, prefix=TMP_PREFIX)
+
+    def _publish_spool(self, spool: IO[bytes], key: str) -> None:
+        try:
+            os.link(spool.name, self._path(self.containers.corpora, key))
+        except FileExistsError:  # stored meanwhile by another writer: the same bytes
+            pass
 
     def put_file(self, container: str, key: str, path: Path) -> None:
         target = self._path(container, key)
