@@ -20,8 +20,9 @@ from shared.storage.base import BlobNotFound, BlobStore
 
 SECTION_HEADER = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
 TEXT_SUFFIXES = {".txt", ".md"}
-# A text file is stored in pieces of this size, so a large corpus never sits whole in memory.
-STREAM_CHUNK_BYTES = 16 << 20
+# A text file is stored in pieces of this size: a large corpus never sits whole in memory, and
+# pieces this small are returned to the system (glibc keeps freed blocks of many MB for reuse).
+STREAM_CHUNK_BYTES = 1 << 20
 
 
 class CorpusError(ValueError):
