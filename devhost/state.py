@@ -120,6 +120,11 @@ class InstanceQuery(BaseModel):
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+def _as_history(events: Sequence[StoredEvent]) -> list[StoredEvent]:
+    """Events as a history holds them: where they sat in the inbox is no longer theirs."""
+    return [e if e.inbox_id is None else StoredEvent(event=e.event, meta=e.meta) for e in events]
+
+
 def _token(created: str, instance_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created, instance_id]).encode()).decode()
 
@@ -132,8 +137,18 @@ def _untoken(token: str) -> tuple[str, str]:
         raise ValueError("the continuation token is not one this host issued") from exc
 
 
+#: Histories kept in memory at most: the instances running now, with room to spare.
+HISTORY_CACHE_SIZE = 1024
+
+
 class StateStore:
-    """A single SQLite file; one connection guarded by a lock (writers are few)."""
+    """A single SQLite file; one connection guarded by a lock (writers are few).
+
+    The committed history of each instance is also kept in memory, updated in the same
+    transaction that writes it: an episode, every completion's check that its task is still
+    awaited, and a child's message to its parent all read it, so a fan-out of N children
+    would otherwise parse the parent's whole history from SQLite some 3N times.
+    """
 
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +157,7 @@ class StateStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._histories: dict[str, list[StoredEvent]] = {}
         self._db.executescript(_SCHEMA)
         for table, column, kind in _ADDED_COLUMNS:
             present = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
@@ -154,14 +170,25 @@ class StateStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock; cached histories it changed are dropped if it fails."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._histories.clear()
                 raise
-            self._db.execute("COMMIT")
+
+    def _cache_history(self, instance_id: str, events: list[StoredEvent] | None) -> None:
+        """Under the lock: the instance's committed history is now `events` (None: not kept)."""
+        self._histories.pop(instance_id, None)
+        if events is not None:
+            if len(self._histories) >= HISTORY_CACHE_SIZE:
+                self._histories.pop(next(iter(self._histories)))
+            self._histories[instance_id] = events
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -218,15 +245,22 @@ class StateStore:
             db.execute("DELETE FROM inbox WHERE instance_id=?", (row.instance_id,))
             self._write_instance(db, row)
             self._insert_inbox(db, row.instance_id, first)
+            self._cache_history(row.instance_id, [])
 
     def save_instance(self, row: InstanceRow) -> None:
         with self._tx() as db:
             self._write_instance(db, row)
 
     def history(self, instance_id: str) -> list[StoredEvent]:
-        rows = self._rows("SELECT event, meta FROM events WHERE instance_id=? ORDER BY seq",
-                          (instance_id,))
-        return [StoredEvent(event=json.loads(e), meta=json.loads(m or "{}")) for e, m in rows]
+        """The committed history (a new list; its events are shared and never changed)."""
+        with self._lock:
+            cached = self._histories.get(instance_id)
+            if cached is None:
+                rows = self._db.execute("SELECT event, meta FROM events WHERE instance_id=? ORDER BY seq",
+                                        (instance_id,)).fetchall()
+                cached = [StoredEvent(event=json.loads(e), meta=json.loads(m or "{}")) for e, m in rows]
+                self._cache_history(instance_id, cached)
+            return list(cached)
 
     def replace_history(self, row: InstanceRow, events: list[StoredEvent]) -> None:
         """Rewrite an instance's history (rewind) and its row in one transaction."""
@@ -236,6 +270,7 @@ class StateStore:
                            [(row.instance_id, i, json.dumps(e.event), json.dumps(e.meta))
                             for i, e in enumerate(events)])
             self._write_instance(db, row)
+            self._cache_history(row.instance_id, _as_history(events))
 
     def inbox(self, instance_id: str) -> list[StoredEvent]:
         rows = self._rows("SELECT id, event, meta FROM inbox WHERE instance_id=? ORDER BY id",
@@ -274,11 +309,15 @@ class StateStore:
             self._write_instance(db, row)
             for target, item in notify:
                 self._insert_inbox(db, target, item)
+            cached = [] if reset_history else self._histories.get(row.instance_id)
+            finished = row.status in TERMINAL  # read once more at most (a status query): not worth keeping
+            self._cache_history(row.instance_id, None if finished or cached is None else cached + _as_history(new_events))
 
     def purge(self, instance_ids: Sequence[str]) -> int:
         with self._tx() as db:
             deleted = 0
             for instance_id in instance_ids:
+                self._cache_history(instance_id, None)
                 db.execute("DELETE FROM events WHERE instance_id=?", (instance_id,))
                 db.execute("DELETE FROM inbox WHERE instance_id=?", (instance_id,))
                 deleted += db.execute("DELETE FROM instances WHERE instance_id=?",

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from devhost.history import EventType
-from tests.devhost_apps.harness import WAIT, read_log, run_to_end, with_host
+from tests.devhost_apps.harness import WAIT, read_log, run_to_end, until, with_host
 from tests.devhost_apps.run_chain import INSTANCE_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,3 +104,48 @@ def test_sigkill_mid_run_resumes_without_repeating_completed_activities(tmp_path
     for step in checkpointed:
         assert starts.count(step) == 1, f"step {step} ran again after its checkpoint"
     assert set(starts) == set(range(STEPS))
+
+
+def test_the_history_a_host_keeps_in_memory_is_the_one_it_committed(tmp_path: Path) -> None:
+    """Through generations (continue-as-new), waits and a rewind, the in-memory history of a
+    running instance equals what a fresh reader of the state file finds."""
+    from devhost.state import StateStore
+    from tests.devhost_apps import eternal_app, management_app
+
+    def on_disk(instance_id: str) -> list:
+        reader = StateStore(tmp_path / "eternal" if instance_id == "count" else tmp_path / "managed")
+        try:
+            return reader.history(instance_id)
+        finally:
+            reader.close()
+
+    async def eternal(host):
+        seen = []
+        await host.start_new("Counter", 0, instance_id="count")
+        for step in (1, 2, 3):
+            await host.raise_event("count", "Add", step)
+            await until(lambda s=step: _input_is(host, "count", sum(range(1, s + 1))), f"generation {step}")
+            await until(lambda: any(e["EventType"] == EventType.ORCHESTRATOR_COMPLETED for e in host.history("count")), "its episode")
+            seen.append((host.store.history("count"), on_disk("count")))
+        return seen
+
+    async def managed(host):
+        await host.start_new("Pipeline", instance_id="pipe")
+        assert (await host.wait_for_completion("pipe", timeout=WAIT)).runtime_status == "Failed"
+        await host.start_new("Waiter", instance_id="wait")
+        await until(lambda: host.history("wait"), "the waiter's first episode")
+        seen = [(host.store.history("wait"), on_disk("wait"))]
+        assert await host.rewind("pipe", "again")
+        assert (await host.wait_for_completion("pipe", timeout=WAIT)).runtime_status == "Completed"
+        assert await host.raise_event("wait", "Go", "now")
+        await host.wait_for_completion("wait", timeout=WAIT)
+        return seen + [(host.store.history(iid), on_disk(iid)) for iid in ("pipe", "wait")]
+
+    pairs = with_host(tmp_path / "eternal", eternal, app=eternal_app.app) + with_host(tmp_path / "managed", managed, app=management_app.app)
+    for kept, stored in pairs:
+        assert stored and kept == stored, (len(kept), len(stored))
+
+
+async def _input_is(host, instance_id: str, total: int) -> bool:
+    status = await host.get_status(instance_id)
+    return status is not None and status.input == total
