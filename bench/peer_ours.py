@@ -12,10 +12,12 @@ import contextlib
 import io
 import json
 import os
+import time
 
 from bench.peer_protocol import Task, serve_task
 
 NAME = "ours"
+HOST_UP: dict[str, float] = {}  # when the embedded host had started (the clock of the peers' protocol)
 
 
 def finish(expression: str) -> str:
@@ -37,7 +39,16 @@ def answer(task: Task) -> str:
         "ROOT_MODEL": task["model"], "SUB_MODEL": task["model"],
         "COPILOT_HOME_DIR": os.path.join(task["cache_dir"], "copilot-home"),
     })  # fmt: skip
+    from devhost import EmbeddedHost
     from devhost.cli import main
+
+    start = EmbeddedHost.start
+
+    async def timed_start(host: EmbeddedHost) -> None:
+        await start(host)
+        HOST_UP.setdefault("host_up", time.monotonic())
+
+    EmbeddedHost.start = timed_start  # type: ignore[method-assign]
 
     argv = ["ask", "--corpus", task["corpus"], "--question", task["question"], "--json", "--max-depth", "1",
             "--max-iterations", str(task["max_iterations"]), "--state-dir", os.path.join(task["work_dir"], "state")]  # fmt: skip
@@ -50,4 +61,4 @@ def answer(task: Task) -> str:
 
 
 if __name__ == "__main__":
-    serve_task(answer)
+    serve_task(answer, lambda: HOST_UP)

@@ -37,8 +37,9 @@ def read_corpus(task: Task) -> str:
     return Path(task["corpus"]).read_text(encoding="utf-8")
 
 
-def serve_task(answer: Callable[[Task], str]) -> None:
-    """Run one task from stdin through `answer(task)` and print the timed result.
+def serve_task(answer: Callable[[Task], str], extra: Callable[[], dict[str, float]] = dict) -> None:
+    """Run one task from stdin through `answer(task)` and print the timed result, with any
+    `extra()` clock readings of the driver's own (e.g. when its host was up).
 
     The clock starts before the peer reads the corpus file, as for a user handing over a file.
     """
@@ -46,7 +47,7 @@ def serve_task(answer: Callable[[Task], str]) -> None:
     started = time.monotonic()
     result = answer(task)
     ended = time.monotonic()
-    line = {"answer": result, "started": started, "ended": ended}
+    line = {"answer": result, "started": started, "ended": ended, **extra()}
     sys.stdout.write(RESULT_PREFIX + json.dumps(line) + "\n")
     sys.stdout.flush()
 

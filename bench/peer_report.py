@@ -23,6 +23,7 @@ ROWS: dict[str, list[tuple[str, str]]] = {
     "needle": [
         ("query_s", "needle {n} MB: time to answer, s"),
         ("first_call_s", "needle {n} MB: time to first model call, s"),
+        ("first_call_after_host_s", "needle {n} MB: first model call after the host is up, s"),
         ("peak_rss_mb", "needle {n} MB: peak RSS of the process tree, MB"),
         ("first_prompt_chars", "needle {n} MB: first prompt, chars"),
     ],

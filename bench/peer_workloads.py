@@ -167,13 +167,18 @@ def _repeated_prefix(previous: str, current: str) -> float:
     return len(os.path.commonprefix([previous, current])) / len(current) if current else 0.0
 
 
-def measure(workload: Workload, calls: list[RecordedCall], started: float, ended: float) -> dict[str, Any]:
-    """Figures of one run from the server's log; `started`/`ended` bracket the peer's query."""
+def measure(
+    workload: Workload, calls: list[RecordedCall], started: float, ended: float, host_up: float | None = None
+) -> dict[str, Any]:
+    """Figures of one run from the server's log; `started`/`ended` bracket the peer's query,
+    `host_up` is when a peer with a host (ours) had it running."""
     answered = [c.answered or c.received for c in calls]
     figures: dict[str, Any] = {
         "calls": len(calls), "query_s": ended - started, "first_call_s": calls[0].received - started,
         "first_prompt_chars": len(_prompt_text(calls[0])), "first_prompt_tokens": _prompt_tokens(calls[0]),
     }  # fmt: skip
+    if host_up is not None:
+        figures["first_call_after_host_s"] = calls[0].received - host_up
     if workload.kind == "iterations":
         gaps = [nxt.received - done for done, nxt in zip(answered, calls[1:], strict=False)]
         figures["overhead_ms"] = statistics.median(gaps) * 1000

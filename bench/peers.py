@@ -128,7 +128,7 @@ def run_once(peer: ModuleType, python: str, workload: Workload, server: ModelSer
         result = parse_result(stdout)
         if result["answer"].strip() != workload.expected:
             raise ValueError(f"answered {result['answer'][:200]!r}, expected {workload.expected!r}")
-        record.update(measure(workload, calls, result["started"], result["ended"]), ok=True)
+        record.update(measure(workload, calls, result["started"], result["ended"], result.get("host_up")), ok=True)
     except (ValueError, KeyError, IndexError) as exc:
         tail = " | ".join(stderr.strip().splitlines()[-3:])
         record.update(ok=False, error=f"exit {code}: {exc}; {tail}"[:600], calls=len(calls))
