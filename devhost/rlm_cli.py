@@ -89,8 +89,9 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     settings = configured_settings()
     from shared.llm import start_model
 
-    start_model(settings)
-    await asyncio.sleep(0)  # let the Copilot CLI's process start: it boots while the app loads and the corpus is stored
+    if args.corpus is not None:  # a new query: its CLI boots while the app loads and the corpus is stored
+        start_model(settings)
+        await asyncio.sleep(0)  # the process starts now; the loop is busy importing until the host runs
     from devhost.progress import ProgressView, print_result
     from rlm_activities import services
     from rlm_activities.orchestrator import ORCHESTRATOR
