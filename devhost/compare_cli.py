@@ -95,6 +95,12 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _cost(cost: float | None) -> str:
+    from devhost.progress import format_cost
+
+    return "-" if cost is None else format_cost(cost)
+
+
 def _score(value: Any) -> str:
     if value is None:
         return "-"
@@ -105,7 +111,7 @@ def _score(value: Any) -> str:
 
 def print_compare(console: Console, result: CompareResult, compare_id: str) -> None:
     table = Table(title=f"{result.question}", caption=f"comparison {compare_id}", show_lines=True)
-    for column in ("strategy", "answer", "sources", "seconds", "calls", "tokens", "EM", "F1", "rel", "grnd", "coh"):
+    for column in ("strategy", "answer", "sources", "seconds", "calls", "tokens", "cost", "EM", "F1", "rel", "grnd", "coh"):
         table.add_column(column, overflow="fold")
     for row in result.strategies:
         s = row.scores
@@ -116,11 +122,16 @@ def print_compare(console: Console, result: CompareResult, compare_id: str) -> N
             _score(row.latency_seconds),
             str(row.usage.model_calls),
             str(row.usage.prompt_tokens + row.usage.completion_tokens),
+            _cost(row.cost),
             *(_score(v) for v in (s.exact_match, s.f1, s.relevance, s.groundedness, s.coherence)),
         )
     console.print(table)
     if result.preference:
         console.print("Judge's preference: " + "; ".join(f"{p.a} vs {p.b}: {p.winner}" for p in result.preference))
+    if result.judge_usage.model_calls:
+        console.print(f"Judge: {result.judge_usage.model_calls} calls, cost {_cost(result.judge_usage.cost)}")
+    if result.cost is not None:
+        console.print(f"Total cost (strategies, index build and judge): {_cost(result.cost)}")
 
 
 def print_strategy_summaries(console: Console, summary: BatchSummary) -> None:
@@ -138,6 +149,7 @@ def print_strategy_summaries(console: Console, summary: BatchSummary) -> None:
         "p50 s",
         "calls",
         "tokens",
+        "cost",
     ):
         table.add_column(column)
     for name, s in summary.strategies.items():
@@ -151,5 +163,6 @@ def print_strategy_summaries(console: Console, summary: BatchSummary) -> None:
             _score(s.latency_seconds.p50) if s.latency_seconds else "-",
             str(s.usage.model_calls),
             str(s.usage.prompt_tokens + s.usage.completion_tokens),
+            _cost(s.cost),
         )
     console.print(table)

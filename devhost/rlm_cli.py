@@ -226,6 +226,10 @@ def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
     table.add_row("model calls", f"{summary.usage.model_calls} ({summary.total_tokens} tokens, {summary.usage.cached_tokens} of them cached)")
     if summary.cost is not None:
         table.add_row("cost", format_cost(summary.cost))
+    for label, spent in (("judge", summary.judge_usage), ("index build", summary.index_usage)):
+        if spent.model_calls:
+            cost = f", cost {format_cost(spent.cost)}" if spent.cost is not None else ""
+            table.add_row(label, f"{spent.model_calls} calls ({spent.total_tokens} tokens{cost})")
     if summary.latency_seconds is not None:
         lat = summary.latency_seconds
         table.add_row("latency", f"mean {lat.mean:.1f} s, p50 {lat.p50:.1f} s, p95 {lat.p95:.1f} s, max {lat.max:.1f} s")

@@ -42,10 +42,10 @@ from rlm_activities.starts import start_once
 from shared.catalog import Catalog, Outcome, body_digest
 from shared.config import Settings
 from shared.judge import JudgeInput, read_judgement
-from shared.models import QueryRequest
+from shared.models import QueryRequest, TokenUsage
 from shared.payloads import TextRef
 from shared.retrieval.loop import strategy_task
-from shared.retrieval.models import PrepareInput, Strategy
+from shared.retrieval.models import IndexOutput, PrepareInput, Strategy
 from shared.starting import root_task, store_request_corpus
 from shared.step_models import QUESTION_INLINE
 from shared.storage.base import BlobStore
@@ -111,6 +111,7 @@ class BatchRun:
         self.questions: list[TextRef] = []
         self.running: dict[Any, tuple[str, str]] = {}
         self.errors: dict[str, str] = {}
+        self.index_usage = TokenUsage()
         self.progress = BatchProgress(phase="running", total=batch.count * len(batch.strategies))
 
     def run(self) -> Steps:
@@ -142,6 +143,7 @@ class BatchRun:
             count=self.batch.count,
             strategies=self.batch.strategies,
             errors=self.errors,
+            index_usage=self.index_usage,
             started_at=started_at,
             ended_at=self.context.current_utc_datetime.isoformat(),
         )
@@ -156,7 +158,8 @@ class BatchRun:
         self._report()
         prepare = PrepareInput(corpus_id=self.batch.template.corpus_id, strategies=self.batch.strategies)
         try:
-            yield self.context.call_activity_with_retry("prepare_indexes", MODEL_RETRY, prepare.model_dump())
+            built = yield self.context.call_activity_with_retry("prepare_indexes", MODEL_RETRY, prepare.model_dump())
+            self.index_usage = IndexOutput.model_validate(built).usage
         except Exception:  # noqa: BLE001 - each baseline query retries it and fails its own row
             pass
         self.progress.phase = "running"
@@ -202,6 +205,7 @@ def write_batch_results(payload: dict) -> dict:
     store = services.store()
     traces = services.traces()
     rows = []
+    judge_usage = TokenUsage()
     for index, question in enumerate(load_questions(store, p.batch_id)[: p.count]):
         for strategy in p.strategies:
             instance_id = query_instance_id(p.batch_id, index, strategy)
@@ -209,10 +213,13 @@ def write_batch_results(payload: dict) -> dict:
             answer = result.answer_ref.resolve(store) if result else None
             judged = read_judgement(traces, instance_id, instance_id)
             scores = judged.scores if judged else None
+            judge_usage += judged.usage if judged else TokenUsage()
             rows.append(build_row(instance_id, strategy, question, result, answer, p.errors.get(instance_id), scores))
     container = store.containers.results
     results, summary_path = f"{container}/{results_key(p.batch_id)}", f"{container}/{summary_key(p.batch_id)}"
-    summary = summarize(p.batch_id, rows, p.started_at, p.ended_at, results, summary_path, p.strategies)
+    summary = summarize(
+        p.batch_id, rows, p.started_at, p.ended_at, results, summary_path, p.strategies, judge_usage, p.index_usage
+    )
     store.put_text(container, results_key(p.batch_id), "".join(row.model_dump_json() + "\n" for row in rows))
     store.put_text(container, summary_key(p.batch_id), summary.model_dump_json(indent=2))
     return summary.model_dump()

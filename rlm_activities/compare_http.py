@@ -21,6 +21,7 @@ from rlm_activities.starts import admit
 from shared.admission import Slots
 from shared.compare import COMPARE_ID, COMPARE_ORCHESTRATOR, CompareRequest, CompareResult, compare_task
 from shared.corpus import CorpusError
+from shared.telemetry.context import start_trace
 
 bp = df.Blueprint()
 
@@ -53,7 +54,8 @@ async def _start_compare(req: func.HttpRequest, client: df.DurableOrchestrationC
     request = parse_body(req, CompareRequest, "compare request")
     compare_id = uuid.uuid4().hex
     try:
-        task = await asyncio.to_thread(compare_task, request, compare_id, services.settings(), services.store())
+        trace = start_trace(req.headers)  # the caller's trace, when it sent a traceparent
+        task = await asyncio.to_thread(compare_task, request, compare_id, services.settings(), services.store(), trace)
     except CorpusError as exc:
         raise NotFound(str(exc)) from None
     slots = Slots(services.store(), services.settings().max_running_queries)
