@@ -128,7 +128,7 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         section_count=p.section_count,
         iteration=p.iteration,
         max_iterations=p.task.max_iterations,
-        turns=turns_from_steps([s for s in earlier if s.step < p.step], p.task.truncate_chars),
+        turns=turns_from_steps([s for s in earlier if s.step < p.step], p.task.truncate_chars, p.forced),
         forced=p.forced,
     )
     reply, usage = await parts.chat(p.task.model, request.system, request.prompt)
