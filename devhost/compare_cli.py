@@ -63,9 +63,12 @@ def _request(args: argparse.Namespace) -> CompareRequest:
 
 
 async def compare(args: argparse.Namespace, console: Console) -> int:
+    import asyncio
+
     from devhost.errors import UsageError
-    from devhost.rlm_cli import configured_settings, run_to_end
+    from devhost.rlm_cli import configured_settings, run_to_end, start_claimed
     from rlm_activities import services
+    from shared.catalog import listing_text
     from shared.compare import COMPARE_ID, COMPARE_ORCHESTRATOR, CompareResult, compare_task
 
     settings = configured_settings()
@@ -81,10 +84,19 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
             states = ", ".join(f"{k} {v}" for k, v in status.custom_status.get("strategies", {}).items())
             stderr.print(f"[dim]{status.custom_status.get('phase')}: {states}[/dim]", end="\r")
 
-    output = await run_to_end(
-        args, console, orchestrator=COMPARE_ORCHESTRATOR, instance_id=compare_id, label=f"comparison {compare_id}",
-        new_input=lambda: compare_task(_request(args), compare_id, settings, services.store()).model_dump(), on_status=show,
-    )  # fmt: skip
+    label = f"comparison {compare_id}"
+
+    async def start(client: Any) -> None:
+        request = _request(args)
+
+        async def start_new() -> None:
+            task = await asyncio.to_thread(compare_task, request, compare_id, settings, services.store())
+            await client.start_new(COMPARE_ORCHESTRATOR, compare_id, task.model_dump())
+
+        fields = {"question": listing_text(request.question), "strategies": request.strategies}
+        await start_claimed(client, "comparisons", compare_id, compare_id, request=request, fields=fields, label=label, start=start_new)
+
+    output = await run_to_end(args, console, instance_id=compare_id, label=label, start=start, on_status=show)
     if output is None:
         return 1
     result = CompareResult.model_validate(output)

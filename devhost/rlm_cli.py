@@ -7,20 +7,24 @@ They host the RLM function app in-process and resume only the instance they are 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from devhost.errors import UsageError
 
 if TYPE_CHECKING:
+    import azure.durable_functions as df
+
     from rlm_activities.batch_models import BatchRequest, BatchSummary
+    from shared.catalog import Kind
     from shared.config import Settings
 
 MODEL_HELP = (
@@ -47,27 +51,39 @@ def configured_settings() -> Settings:
     return settings
 
 
+Start = Callable[["df.DurableOrchestrationClient"], Awaitable[None]]
+
+
 async def run_to_end(
     args: argparse.Namespace,
     console: Console,
     *,
-    orchestrator: str,
     instance_id: str,
     label: str,
-    new_input: Callable[[], Any],
+    start: Start,
     on_status: Callable[[Any], None],
 ) -> Any | None:
     """Start an instance (or resume it, or read how it ended) and wait for it. Returns its
-    output, or None after saying how it failed."""
+    output, or None after saying how it failed.
+
+    `start` gets the Durable client an HTTP trigger of this host would get, so a CLI start goes
+    the way an HTTP one does (claimed in the catalog, listed by the API and the web UI).
+    """
+    import azure.durable_functions as df
+
     from devhost import EmbeddedHost, HostConfig
     from function_app import app
     from shared.llm import close_models
+    from shared.starting import UnpricedModels
 
     try:
         async with EmbeddedHost(app, state_dir=args.state_dir, config=HostConfig.load(Path.cwd()),
                                 resume=[instance_id], pump_queues=False) as host:
             if await host.get_status(instance_id) is None:
-                await host.start_new(orchestrator, input=new_input(), instance_id=instance_id)
+                try:
+                    await start(df.DurableOrchestrationClient(host.client_binding()))
+                except UnpricedModels as exc:
+                    raise UsageError(str(exc)) from None
             elif not args.json:
                 console.print(f"[dim]{label} exists: resuming it or reading its result.[/dim]")
             status = await host.wait_for_completion(instance_id, on_status=on_status)
@@ -82,10 +98,36 @@ async def run_to_end(
     return None
 
 
+async def start_claimed(
+    client: df.DurableOrchestrationClient,
+    kind: Kind,
+    id: str,
+    instance_id: str,
+    *,
+    request: BaseModel,
+    fields: dict[str, Any],
+    label: str,
+    start: Callable[[], Awaitable[None]],
+) -> None:
+    """Claim the id in the catalog as an HTTP start does, then start; the same id with another
+    body is refused. This host holds the state dir alone, so a same-body claim is taken over."""
+    from rlm_activities import services
+    from rlm_activities.starts import start_once
+    from shared.catalog import Catalog, Outcome, body_digest
+
+    catalog = Catalog(services.store())
+    outcome = await start_once(
+        client, catalog, kind, id, instance_id, digest=body_digest(request), fields=fields, start=start, sole_host=True
+    )
+    if outcome is Outcome.CONFLICT:
+        raise UsageError(f"{label} was started with another question, corpus or options; give a new id to run this one")
+
+
 async def ask(args: argparse.Namespace, console: Console) -> int:
     from devhost.progress import ProgressView, print_result
     from rlm_activities import services
     from rlm_activities.orchestrator import ORCHESTRATOR
+    from shared.catalog import listing_text
     from shared.models import QueryResult
     from shared.starting import root_task
     from shared.step_models import ROOT_INSTANCE_ID
@@ -97,13 +139,21 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     args.resume_hint = (f"query {instance_id} is saved; resume it with: "
                         f"python -m devhost ask --instance-id {instance_id} --state-dir {args.state_dir}")
 
-    def new_input() -> dict[str, Any]:
-        return root_task(_request_from_args(args), instance_id, settings, services.store()).model_dump()
+    label = f"query {instance_id}"
+
+    async def start(client: df.DurableOrchestrationClient) -> None:
+        request = _request_from_args(args)
+
+        async def start_new() -> None:
+            task = await asyncio.to_thread(root_task, request, instance_id, settings, services.store())
+            await client.start_new(ORCHESTRATOR, instance_id, task.model_dump())
+
+        fields = {"question": listing_text(request.question)}
+        await start_claimed(client, "queries", instance_id, instance_id, request=request, fields=fields, label=label, start=start_new)
 
     with ProgressView(Console(stderr=True), instance_id) as view:
         output = await run_to_end(
-            args, console, orchestrator=ORCHESTRATOR, instance_id=instance_id, label=f"query {instance_id}",
-            new_input=new_input, on_status=lambda s: view.update(s.custom_status),
+            args, console, instance_id=instance_id, label=label, start=start, on_status=lambda s: view.update(s.custom_status),
         )  # fmt: skip
     if output is None:
         return 1
@@ -144,10 +194,11 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rlm_activities import services
-    from rlm_activities.batch import prepare_batch
-    from rlm_activities.batch_models import BATCH_ID, BATCH_ORCHESTRATOR, BatchSummary, batch_instance_id, results_key
+    from rlm_activities.batch import submit_batch
+    from rlm_activities.batch_models import BATCH_ID, BatchSummary, batch_instance_id, results_key
+    from shared.catalog import Outcome
 
-    settings = configured_settings()
+    configured_settings()
     batch_id = args.batch_id or uuid.uuid4().hex
     if not re.match(BATCH_ID, batch_id):
         raise UsageError("--batch-id must be 4-48 letters, digits, '-' or '_', starting with a letter or digit")
@@ -156,8 +207,11 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
     stderr = Console(stderr=True)
     columns = (TextColumn(f"batch {batch_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
 
-    def new_input() -> dict[str, Any]:
-        return prepare_batch(_batch_from_args(args, batch_id), batch_id, settings, services.store()).model_dump()
+    async def start(client: df.DurableOrchestrationClient) -> None:
+        """The way a batch posted over HTTP starts: its batch_id claimed once, for one body."""
+        outcome = await submit_batch(client, _batch_from_args(args, batch_id), batch_id, sole_host=True)
+        if outcome is Outcome.CONFLICT:
+            raise UsageError(f"batch {batch_id} was started with another body; give a new --batch-id to run this one")
 
     with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
         shown = bar.add_task("", total=None, failed=0)
@@ -168,8 +222,7 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
                 bar.update(shown, total=counts.get("total"), completed=counts.get("done", 0), failed=counts.get("failed", 0))
 
         output = await run_to_end(
-            args, console, orchestrator=BATCH_ORCHESTRATOR, instance_id=batch_instance_id(batch_id),
-            label=f"batch {batch_id}", new_input=new_input, on_status=show,
+            args, console, instance_id=batch_instance_id(batch_id), label=f"batch {batch_id}", start=start, on_status=show,
         )  # fmt: skip
     if output is None:
         return 1

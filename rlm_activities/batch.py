@@ -46,7 +46,7 @@ from shared.models import QueryRequest, TokenUsage
 from shared.payloads import TextRef
 from shared.retrieval.loop import strategy_task
 from shared.retrieval.models import IndexOutput, PrepareInput, Strategy
-from shared.starting import root_task, store_request_corpus
+from shared.starting import check_cost_budget, root_task, store_request_corpus
 from shared.step_models import QUESTION_INLINE
 from shared.storage.base import BlobStore
 
@@ -225,15 +225,18 @@ def write_batch_results(payload: dict) -> dict:
     return summary.model_dump()
 
 
-async def submit_batch(client: df.DurableOrchestrationClient, request: BatchRequest, batch_id: str) -> Outcome:
+async def submit_batch(
+    client: df.DurableOrchestrationClient, request: BatchRequest, batch_id: str, *, sole_host: bool = False
+) -> Outcome:
     """Start the batch once per batch_id: NEW when this call started it, SAME when that
     body already started (or is starting) it, CONFLICT when another body did.
 
     Only the start that wins the claim writes the batch's questions, so a racing body
     never mixes its questions with another's corpus. Raises CorpusError for an unknown
-    corpus id, before anything is claimed.
+    corpus id and UnpricedModels for a cost budget it cannot count, before anything is claimed.
     """
     store, settings = services.store(), services.settings()
+    check_cost_budget(request.options, settings)
     await asyncio.to_thread(store_request_corpus, request, store)
     instance_id = batch_instance_id(batch_id)
 
@@ -243,5 +246,6 @@ async def submit_batch(client: df.DurableOrchestrationClient, request: BatchRequ
 
     fields = {"questions": len(request.questions)}
     return await start_once(
-        client, Catalog(store), "batches", batch_id, instance_id, digest=body_digest(request), fields=fields, start=start
-    )
+        client, Catalog(store), "batches", batch_id, instance_id, digest=body_digest(request), fields=fields, start=start,
+        sole_host=sole_host,
+    )  # fmt: skip

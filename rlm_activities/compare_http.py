@@ -16,11 +16,12 @@ from pydantic import BaseModel, Field
 from rlm_activities import services
 from rlm_activities.api_models import STATUS_DOC, DurableLinks, RuntimeStatus
 from rlm_activities.http_api import RETRY_AFTER_SECONDS
-from rlm_activities.http_io import ApiError, NotFound, instance_summary, json_response, parse_body, path_id
+from rlm_activities.http_io import ApiError, NotFound, instance_summary, json_response, parse_body, path_id, unpriced_error
 from rlm_activities.starts import admit
 from shared.admission import Slots
 from shared.compare import COMPARE_ID, COMPARE_ORCHESTRATOR, CompareRequest, CompareResult, compare_task
 from shared.corpus import CorpusError
+from shared.starting import UnpricedModels
 from shared.telemetry.context import start_trace
 
 bp = df.Blueprint()
@@ -58,6 +59,8 @@ async def _start_compare(req: func.HttpRequest, client: df.DurableOrchestrationC
         task = await asyncio.to_thread(compare_task, request, compare_id, services.settings(), services.store(), trace)
     except CorpusError as exc:
         raise NotFound(str(exc)) from None
+    except UnpricedModels as exc:
+        raise unpriced_error(exc) from None
     slots = Slots(services.store(), services.settings().max_running_queries)
     ticket = await admit(client, slots, compare_id)
     if ticket is None:

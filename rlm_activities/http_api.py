@@ -31,6 +31,7 @@ from rlm_activities.http_io import (
     listed,
     parse_body,
     path_id,
+    unpriced_error,
 )
 from rlm_activities.orchestrator import ORCHESTRATOR
 from rlm_activities.starts import admit, exists, key_id, start_once
@@ -39,7 +40,7 @@ from shared.admission import Slots
 from shared.catalog import Catalog, Outcome, body_digest, listing_text
 from shared.corpus import CorpusError, render_documents, save_corpus, section_text
 from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict, exactly_one_of
-from shared.starting import register_corpus, root_task
+from shared.starting import UnpricedModels, register_corpus, root_task
 from shared.step_models import INSTANCE_ID
 from shared.telemetry.context import start_trace
 from shared.trace import trace_tree
@@ -90,6 +91,8 @@ async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
         task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store(), trace)
     except CorpusError as exc:
         raise NotFound(str(exc)) from None
+    except UnpricedModels as exc:
+        raise unpriced_error(exc) from None
     slots = Slots(services.store(), services.settings().max_running_queries)
     ticket = await admit(client, slots, instance_id)
     if ticket is None:

@@ -16,6 +16,7 @@ from rlm_activities import services
 from rlm_activities.api_models import ErrorBody
 from rlm_activities.inputs import InvalidInput, parse_json_as
 from shared.catalog import Catalog, Entry, Kind
+from shared.starting import UnpricedModels
 
 Model = TypeVar("Model", bound=BaseModel)
 # What Idempotency-Key may hold: visible ASCII, as an HTTP header value can carry it.
@@ -64,6 +65,12 @@ def parse_body(req: func.HttpRequest, model: type[Model], what: str) -> Model:
         return parse_json_as(req.get_body() or b"", model, what)
     except InvalidInput as exc:
         raise BadRequest(str(exc), exc.details, status=exc.status) from None
+
+
+def unpriced_error(exc: UnpricedModels) -> BadRequest:
+    """A cost budget that cannot be counted: 400, naming each model without a price."""
+    details = [{"field": "options.max_cost", "problem": f"RLM_PRICES has no price for {model}"} for model in exc.models]
+    return BadRequest(str(exc), details)
 
 
 def path_id(req: func.HttpRequest, name: str, pattern: str, what: str) -> str:

@@ -42,13 +42,20 @@ async def start_once(
     digest: str,
     fields: dict,
     start: Callable[[], Awaitable[None]],
+    sole_host: bool = False,
 ) -> Outcome:
-    """Run `start` unless the id was claimed before; NEW when this call started it."""
+    """Run `start` unless the id was claimed before; NEW when this call started it.
+
+    A `sole_host` (the devhost CLI, which holds its state dir alone and starts one instance)
+    takes over a same-body claim whose instance is not there at once: nobody else can be
+    starting it.
+    """
     claim = await asyncio.to_thread(catalog.claim, kind, id, digest=digest, fields=fields)
     if claim.outcome is Outcome.CONFLICT:
         return Outcome.CONFLICT
     if claim.outcome is Outcome.SAME:
-        if not claim.entry.stale(datetime.now(UTC)) or await exists(client, instance_id):
+        taken_over = sole_host or claim.entry.stale(datetime.now(UTC))
+        if not taken_over or await exists(client, instance_id):
             return Outcome.SAME
     try:
         await start()

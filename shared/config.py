@@ -118,10 +118,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cost_budget_needs_prices(self) -> Settings:
-        unpriced = sorted({self.root_model, self.sub_model, *self.allowed_models} - self.prices.keys())
+        unpriced = self.unpriced(self.root_model, self.sub_model)
         if self.max_cost is not None and unpriced:
             raise ValueError(f"RLM_MAX_COST is set but RLM_PRICES has no price for {', '.join(unpriced)}")
         return self
+
+    def unpriced(self, root_model: str, sub_model: str) -> list[str]:
+        """The models a query with these root and sub models may use (RLM_ALLOWED_MODELS too)
+        that RLM_PRICES has no price for: under a cost budget they would count as free."""
+        return sorted({root_model, sub_model, *self.allowed_models} - self.prices.keys())
 
     @property
     def judge(self) -> str:

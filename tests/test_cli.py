@@ -74,6 +74,17 @@ def test_ask_with_a_blank_question_is_one_line(tmp_path: Path, repo_on_path: Non
     assert not model_server.calls
 
 
+def test_ask_with_a_cost_budget_over_an_unpriced_model_is_one_line(
+    tmp_path: Path, repo_on_path: None, model_server: ModelServer
+) -> None:
+    code, _, err = finish(ask(tmp_path, model_server, "--corpus", str(SAMPLE), "--question", "q", "--max-cost", "0.5"))
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "error: max_cost needs a price in RLM_PRICES for every model the query may use; there is none for gpt-5-4-mini"
+    ]
+    assert not model_server.calls
+
+
 def test_ask_answers_over_the_sample_with_sources(tmp_path: Path, repo_on_path: None, model_server: ModelServer) -> None:
     model_server.set_script(
         lambda r: repl(
