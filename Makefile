@@ -4,9 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test bench bench-peers clean
+.PHONY: setup test bench bench-peers clean bubblewrap
 
-setup: $(STAMP) node_modules/.installed
+setup: $(STAMP) node_modules/.installed bubblewrap
+
+# The local sandbox runs generated code under bubblewrap: installed here as root with apt (CI), else asked for.
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else \
+	    echo "The local sandbox needs bubblewrap: install it (Debian/Ubuntu: sudo apt-get install bubblewrap)." >&2; exit 1; \
+	  fi; }
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
