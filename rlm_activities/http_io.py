@@ -22,6 +22,7 @@ Model = TypeVar("Model", bound=BaseModel)
 # What Idempotency-Key may hold: visible ASCII, as an HTTP header value can carry it.
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
 LIST_DEFAULT, LIST_MAX = 20, 100
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -48,6 +49,16 @@ class BadRequest(ApiError):
 
 class NotFound(ApiError):
     status = 404
+
+
+def busy_error(limit: int) -> ApiError:
+    """Every running-query slot is held: 429, retry in a few seconds."""
+    return ApiError(
+        f"{limit} queries are running, as many as this service runs at once; retry in a few seconds",
+        {"limit": limit, "retry_after_seconds": RETRY_AFTER_SECONDS},
+        status=429,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def error_response(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -98,6 +109,11 @@ async def listed(req: func.HttpRequest, kind: Kind) -> list[Entry]:
     """The newest catalog records a listing route shows: `?limit=` of them, newest first."""
     limit = query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX)
     return await asyncio.to_thread(Catalog(services.store()).recent, kind, limit)
+
+
+def listed_state(status: df.DurableOrchestrationStatus | None) -> str:
+    """A listed instance's runtime status; one not created yet is still being started."""
+    return status.runtime_status.value if status is not None and status.runtime_status is not None else "Pending"
 
 
 def idempotency_key(req: func.HttpRequest) -> str | None:

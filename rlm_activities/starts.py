@@ -1,4 +1,4 @@
-"""Starting root queries and batches exactly once, and no more queries than the limit.
+"""Starting root queries, comparisons and batches exactly once, and no more queries than the limit.
 
 A start claims its id in the catalog first (create-if-absent), so of concurrent or
 repeated starts under one id exactly one runs: the same body again is told where the
@@ -15,7 +15,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import azure.durable_functions as df
+from pydantic import BaseModel
 
+from rlm_activities import services
+from rlm_activities.http_io import busy_error
 from shared.admission import Holder, Slot, Slots, Ticket
 from shared.catalog import START_GRACE, Catalog, Kind, Outcome
 
@@ -64,6 +67,47 @@ async def start_once(
             await asyncio.to_thread(catalog.release, kind, claim.entry)
         raise
     return Outcome.NEW
+
+
+async def start_admitted(
+    client: df.DurableOrchestrationClient,
+    kind: Kind,
+    instance_id: str,
+    *,
+    keyed: bool,
+    digest: str,
+    fields: dict,
+    orchestrator: str,
+    prepare: Callable[[], Awaitable[BaseModel]],
+) -> Outcome:
+    """An HTTP start of a root (a query, a comparison): once per id, holding a running-query slot.
+
+    A `keyed` id (from an Idempotency-Key) that started before with the same body is SAME
+    before anything is prepared; with another body, CONFLICT. `prepare` builds the input
+    (and raises the caller's errors); with every slot held by a live query, a 429 ApiError.
+    """
+    catalog = Catalog(services.store())
+    if keyed and (earlier := await asyncio.to_thread(catalog.get, kind, instance_id)) is not None:
+        if earlier.digest != digest:
+            return Outcome.CONFLICT
+        if await exists(client, instance_id):
+            return Outcome.SAME
+    task = await prepare()
+    slots = Slots(services.store(), services.settings().max_running_queries)
+    ticket = await admit(client, slots, instance_id)
+    if ticket is None:
+        raise busy_error(slots.limit)
+
+    async def start() -> None:
+        await client.start_new(orchestrator, instance_id, task.model_dump())
+
+    outcome = Outcome.CONFLICT
+    try:
+        outcome = await start_once(client, catalog, kind, instance_id, instance_id, digest=digest, fields=fields, start=start)
+    finally:
+        if outcome is not Outcome.NEW:  # a repeat, a conflict or a failed start holds no slot
+            await asyncio.to_thread(slots.release, ticket)
+    return outcome
 
 
 async def admit(client: df.DurableOrchestrationClient, slots: Slots, instance_id: str) -> Ticket | None:
