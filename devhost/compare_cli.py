@@ -66,7 +66,7 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
     import asyncio
 
     from devhost.errors import UsageError
-    from devhost.rlm_cli import configured_settings, run_to_end, start_claimed
+    from devhost.rlm_cli import another_body, configured_settings, refuse_another_body, run_to_end, start_claimed
     from rlm_activities import services
     from shared.catalog import listing_text
     from shared.compare import COMPARE_ID, COMPARE_ORCHESTRATOR, CompareResult, compare_task
@@ -85,16 +85,21 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
             stderr.print(f"[dim]{status.custom_status.get('phase')}: {states}[/dim]", end="\r")
 
     label = f"comparison {compare_id}"
+    refusal = another_body(label, "--compare-id")
+    given = _request(args) if args.corpus is not None and args.question else None
+    if given is not None:
+        refuse_another_body("comparisons", compare_id, given, refusal)
 
     async def start(client: Any) -> None:
-        request = _request(args)
+        request = given or _request(args)
 
         async def start_new() -> None:
             task = await asyncio.to_thread(compare_task, request, compare_id, settings, services.store())
             await client.start_new(COMPARE_ORCHESTRATOR, compare_id, task.model_dump())
 
         fields = {"question": listing_text(request.question), "strategies": request.strategies}
-        await start_claimed(client, "comparisons", compare_id, compare_id, request=request, fields=fields, label=label, start=start_new)
+        await start_claimed(client, "comparisons", compare_id, compare_id, request=request, fields=fields, refusal=refusal,
+                            start=start_new)  # fmt: skip
 
     output = await run_to_end(args, console, instance_id=compare_id, label=label, start=start, on_status=show)
     if output is None:

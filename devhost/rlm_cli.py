@@ -98,6 +98,21 @@ async def run_to_end(
     return None
 
 
+def another_body(label: str, flag: str) -> UsageError:
+    return UsageError(f"{label} was started with another body; give a new {flag} to run this one")
+
+
+def refuse_another_body(kind: Kind, id: str, request: BaseModel, refusal: UsageError) -> None:
+    """A body given for an id the catalog holds with another body is refused, whether that
+    one is still running or long done, as an HTTP start under that id would be."""
+    from rlm_activities import services
+    from shared.catalog import Catalog, body_digest
+
+    entry = Catalog(services.store()).get(kind, id)
+    if entry is not None and entry.digest is not None and entry.digest != body_digest(request):
+        raise refusal
+
+
 async def start_claimed(
     client: df.DurableOrchestrationClient,
     kind: Kind,
@@ -106,7 +121,7 @@ async def start_claimed(
     *,
     request: BaseModel,
     fields: dict[str, Any],
-    label: str,
+    refusal: UsageError,
     start: Callable[[], Awaitable[None]],
 ) -> None:
     """Claim the id in the catalog as an HTTP start does, then start; the same id with another
@@ -120,7 +135,7 @@ async def start_claimed(
         client, catalog, kind, id, instance_id, digest=body_digest(request), fields=fields, start=start, sole_host=True
     )
     if outcome is Outcome.CONFLICT:
-        raise UsageError(f"{label} was started with another question, corpus or options; give a new id to run this one")
+        raise refusal
 
 
 async def ask(args: argparse.Namespace, console: Console) -> int:
@@ -140,16 +155,21 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
                         f"python -m devhost ask --instance-id {instance_id} --state-dir {args.state_dir}")
 
     label = f"query {instance_id}"
+    refusal = another_body(label, "--instance-id")
+    given = _request_from_args(args) if args.corpus is not None and args.question else None
+    if given is not None:
+        refuse_another_body("queries", instance_id, given, refusal)
 
     async def start(client: df.DurableOrchestrationClient) -> None:
-        request = _request_from_args(args)
+        request = given or _request_from_args(args)
 
         async def start_new() -> None:
             task = await asyncio.to_thread(root_task, request, instance_id, settings, services.store())
             await client.start_new(ORCHESTRATOR, instance_id, task.model_dump())
 
         fields = {"question": listing_text(request.question)}
-        await start_claimed(client, "queries", instance_id, instance_id, request=request, fields=fields, label=label, start=start_new)
+        await start_claimed(client, "queries", instance_id, instance_id, request=request, fields=fields, refusal=refusal,
+                            start=start_new)  # fmt: skip
 
     with ProgressView(Console(stderr=True), instance_id) as view:
         output = await run_to_end(
@@ -207,11 +227,16 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
     stderr = Console(stderr=True)
     columns = (TextColumn(f"batch {batch_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
 
+    refusal = another_body(f"batch {batch_id}", "--batch-id")
+    given = _batch_from_args(args, batch_id) if args.file is not None and args.corpus is not None else None
+    if given is not None:
+        refuse_another_body("batches", batch_id, given, refusal)
+
     async def start(client: df.DurableOrchestrationClient) -> None:
         """The way a batch posted over HTTP starts: its batch_id claimed once, for one body."""
-        outcome = await submit_batch(client, _batch_from_args(args, batch_id), batch_id, sole_host=True)
+        outcome = await submit_batch(client, given or _batch_from_args(args, batch_id), batch_id, sole_host=True)
         if outcome is Outcome.CONFLICT:
-            raise UsageError(f"batch {batch_id} was started with another body; give a new --batch-id to run this one")
+            raise refusal
 
     with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
         shown = bar.add_task("", total=None, failed=0)
