@@ -17,18 +17,16 @@ from rlm_activities import services
 from shared.config import ModelPrice
 from shared.telemetry.context import query_span_id
 from shared.telemetry.spans import QUERY_SPAN
-from tests.support.model_server import ModelServer, RecordedCall, count_tokens
+from tests.support.model_server import ModelServer, count_tokens
 from tests.support.retrieval import needle_documents
 from tests.support.telemetry import in_memory
 from tests.test_compare import finished, is_judge, script
+from tests.test_cost import PRICES as CHAT_PRICES
+from tests.test_cost import cost_of
 from tests.test_http_api import serve_app
 
 pytestmark = pytest.mark.timeout(300)
-PRICES = {
-    "root-m": ModelPrice(input=2.0, cached_input=0.5, output=8.0),
-    "sub-m": ModelPrice(input=1.0, output=4.0),
-    "embed-m": ModelPrice(input=0.1),  # an embedding model: input tokens only
-}
+PRICES = CHAT_PRICES | {"embed-m": ModelPrice(input=0.1)}  # an embedding model: input tokens only
 BASELINES = ["keyword", "vector", "hybrid", "agentic"]
 QUESTION = "What is the vault's secret code?"
 
@@ -41,16 +39,6 @@ def priced(rlm_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EMBEDDING_MODEL", "embed-m")
     services.reset()
     return rlm_env
-
-
-def chat_cost(call: RecordedCall) -> float:
-    """What the price table says a chat call costs, from the usage the server reported."""
-    assert call.usage is not None
-    return PRICES[call.request.model].cost(
-        prompt_tokens=call.usage["prompt_tokens"],
-        cached_tokens=call.usage["prompt_tokens_details"]["cached_tokens"],
-        completion_tokens=call.usage["completion_tokens"],
-    )
 
 
 def embedding_cost(inputs: list[str]) -> float:
@@ -90,8 +78,8 @@ def test_a_priced_compare_counts_every_call_of_every_strategy(priced: Path, mode
     embedded = [call.inputs for call in model_server.embedding_calls]
 
     # Everything the comparison spent, priced from what the server reported.
-    assert result["cost"] == pytest.approx(sum(map(chat_cost, chats)) + sum(map(embedding_cost, embedded)))
-    assert judged and result["judge_usage"]["cost"] == pytest.approx(sum(map(chat_cost, judged)))
+    assert result["cost"] == pytest.approx(sum(map(cost_of, chats)) + sum(map(embedding_cost, embedded)))
+    assert judged and result["judge_usage"]["cost"] == pytest.approx(sum(map(cost_of, judged)))
     assert result["index"]["built"] == ["keyword", "vector"]
     built = [inputs for inputs in embedded if inputs != [QUESTION]]  # the passages, in batches
     assert result["index"]["usage"]["cost"] == pytest.approx(sum(map(embedding_cost, built)))
