@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+UI_SOURCES := $(shell find ui/src ui/index.html ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
+# Debian's Chromium for the browser tests: Playwright drives it and never downloads a browser.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup test bench clean
 
-setup: $(STAMP) node_modules/.installed
+setup: $(STAMP) node_modules/.installed ui/dist/index.html $(CHROMIUM)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +22,20 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+ui/node_modules/.installed: ui/package.json ui/package-lock.json
+	npm --prefix ui ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The web UI the function app serves under /api/ui/ (built, not committed).
+ui/dist/index.html: ui/node_modules/.installed $(UI_SOURCES)
+	npm --prefix ui run build --silent
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq chromium fonts-dejavu-core
+
 test: setup
+	npm --prefix ui test --silent
 	$(PY) -m pytest
 
 bench: setup
@@ -26,4 +43,4 @@ bench: setup
 	$(PY) -m bench.durable --quick
 
 clean:
-	rm -rf $(VENV) node_modules .rlm-data .rlm-state
+	rm -rf $(VENV) node_modules ui/node_modules ui/dist test-artifacts .rlm-data .rlm-state

@@ -9,6 +9,7 @@ from rlm_activities.batch_http import bp as batch_http
 from rlm_activities.batch_queue import bp as batch_queue
 from rlm_activities.http_api import bp as http_api
 from rlm_activities.orchestrator import bp as orchestrator
+from rlm_activities.web_ui import bp as web_ui
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(orchestrator)
@@ -17,3 +18,4 @@ app.register_functions(http_api)
 app.register_functions(batch)
 app.register_functions(batch_http)
 app.register_functions(batch_queue)
+app.register_functions(web_ui)

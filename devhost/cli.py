@@ -54,7 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     trace = commands.add_parser("trace", help="show a query's recursion tree with every step")
     trace.add_argument("instance_id", help="the query's instance id (printed by ask)")
     trace.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    trace.add_argument("--html", type=Path, help="write a readable HTML page of the trace to this file")
     trace.add_argument("--json", action="store_true", help="print the whole trace tree as JSON")
 
     serve = commands.add_parser("serve", help="serve the app's HTTP API like `func start`")
@@ -260,17 +259,13 @@ def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
 async def trace(args: argparse.Namespace, console: Console) -> int:
     from devhost.trace_view import print_trace
     from rlm_activities import services
-    from rlm_activities.trace_html import render_trace_html
     from shared.trace import trace_tree
 
     load_settings()
     tree = trace_tree(services.traces(), args.instance_id)
     if tree is None:
         raise UsageError(f"no trace for query {args.instance_id} in {args.state_dir}")
-    if args.html:
-        args.html.write_text(render_trace_html(tree), encoding="utf-8")
-        console.print(f"wrote {args.html}")
-    elif args.json:
+    if args.json:
         print(tree.model_dump_json(indent=2))
     else:
         print_trace(console, tree)
@@ -284,6 +279,7 @@ async def serve(args: argparse.Namespace, console: Console) -> int:
     load_settings()
     async with EmbeddedHost(app, state_dir=args.state_dir) as host:
         console.print(f"Serving the function app on http://{args.host}:{args.port}/api/ (Ctrl+C to stop)")
+        console.print(f"Web UI: http://{args.host}:{args.port}/api/ui/")
         await host.serve(host=args.host, port=args.port)
     return 0
 

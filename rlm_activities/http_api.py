@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from rlm_activities import services
 from rlm_activities.http_io import BadRequest, error_response, instance_summary, json_response, parse_body
 from rlm_activities.orchestrator import ORCHESTRATOR
-from rlm_activities.trace_html import render_trace_html
+from rlm_activities.web_ui import trace_page
 from shared.corpus import CorpusError, load_index, render_documents, save_corpus
 from shared.models import Document, QueryRequest
 from shared.starting import root_task
@@ -59,13 +59,13 @@ async def get_query(req: func.HttpRequest, client: df.DurableOrchestrationClient
 
 @bp.route(route="queries/{instance_id}/trace", methods=["GET"])
 async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
-    """The recursion tree with every step, as JSON or (`?format=html`) a readable page."""
+    """The recursion tree with every step as JSON; `?format=html` is the web UI's trace view."""
     instance_id = req.route_params.get("instance_id", "")
+    if req.params.get("format") == "html":
+        return func.HttpResponse(status_code=302, headers={"Location": trace_page(instance_id)})
     tree = await asyncio.to_thread(trace_tree, services.traces(), instance_id)
     if tree is None:
         return error_response(404, f"no trace for query {instance_id}")
-    if req.params.get("format") == "html":
-        return func.HttpResponse(render_trace_html(tree), mimetype="text/html")
     return func.HttpResponse(tree.model_dump_json(), mimetype="application/json")
 
 

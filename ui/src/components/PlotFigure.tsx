@@ -1,0 +1,36 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+
+/**
+ * A chart drawn by Observable Plot, redrawn when its inputs or the space it has change.
+ * `draw` gets the width in pixels and returns Plot's element.
+ */
+export function PlotFigure({ draw, deps, caption, className }: {
+  draw: (width: number) => Element;
+  deps: unknown[];
+  caption: string;
+  className?: string;
+}) {
+  const holder = useRef<HTMLDivElement>(null);
+  const [width, setWidth] = useState(0);
+
+  useEffect(() => {
+    const element = holder.current;
+    if (!element) return;
+    const observer = new ResizeObserver(([entry]) => setWidth(Math.floor(entry.contentRect.width)));
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
+
+  useEffect(() => {
+    const element = holder.current;
+    if (!element || width === 0) return;
+    element.replaceChildren(draw(width));
+  }, [width, ...deps]);
+
+  return (
+    <figure class={className ? `chart ${className}` : "chart"}>
+      <div ref={holder} class="chart-body" />
+      <figcaption>{caption}</figcaption>
+    </figure>
+  );
+}

@@ -1,0 +1,137 @@
+import { chars, clip, count, seconds } from "../format";
+import { type Entry, type FanOutItem, orderedEntries } from "../trace/order";
+import { nodeAnchor, stepAnchor } from "../trace/timeline";
+import type { StepRecord, TraceNode } from "../types";
+import { Code, Text } from "./Code";
+
+const secondsBetween = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
+
+function tokens(step: StepRecord): string | null {
+  const u = step.usage;
+  return u && u.model_calls ? `${count(u.prompt_tokens)} → ${count(u.completion_tokens)} tokens` : null;
+}
+
+function Facts({ items }: { items: (string | null | undefined | false)[] }) {
+  return <span class="facts">{items.filter(Boolean).join(" · ")}</span>;
+}
+
+function outcome(node: TraceNode, stopped: boolean): { text: string; tone: string } {
+  const r = node.result;
+  if (!r) return stopped ? { text: "stopped", tone: "bad" } : { text: "running", tone: "live" };
+  if (r.failed) return { text: "failed", tone: "bad" };
+  if (r.forced) return { text: "forced answer", tone: "warn" };
+  return { text: "answered", tone: "good" };
+}
+
+export function StepCard({ step }: { step: StepRecord }) {
+  const took = seconds(secondsBetween(step.started_at, step.ended_at));
+  const cell = step.cell;
+  const model = step.kind === "generate" || step.kind === "forced" || step.kind === "leaf";
+  const title = {
+    generate: "Model call",
+    forced: "Forced answer (iteration limit reached)",
+    leaf: "Model call",
+    execute: "Sandbox run",
+    resume: "Sandbox resume",
+  }[step.kind];
+  const cellState = cell && (cell.status === "suspended" ? `suspended on ${cell.pending.length} request${cell.pending.length === 1 ? "" : "s"}` : cell.status);
+  const answers = Object.entries(step.answers ?? {});
+  return (
+    <article id={stepAnchor(step)} class={`step ${model ? "step-model" : "step-sandbox"}`} tabIndex={-1}>
+      <h4>
+        <span class="step-kind">{title}</span> <Facts items={[`iteration ${step.iteration}`, took, step.model, tokens(step), cellState]} />
+      </h4>
+      {step.code && <Code code={step.code} label={`Code written in iteration ${step.iteration}`} />}
+      {model && !step.code && step.reply && <Text text={step.reply} label="Model reply" />}
+      {cell && (cell.stdout || cell.stderr) && <Text text={cell.stdout + (cell.stderr ? `\n${cell.stderr}` : "")} label="Cell output" />}
+      {cell?.final != null && (
+        <p class="final">
+          <strong>Final:</strong> {clip(cell.final, 600)}
+        </p>
+      )}
+      {cell && cell.used_sections.length > 0 && <p class="facts">Sections used: {cell.used_sections.join(", ")}</p>}
+      {(cell?.error || step.error) && <Text tone="error" text={(cell?.error ?? step.error) as string} label="Error" />}
+      {step.kind === "resume" && answers.length > 0 && <p class="facts">Resumed with {answers.length} answer{answers.length === 1 ? "" : "s"}.</p>}
+      {(step.prompt || (step.code && step.reply)) && (
+        <details class="more">
+          <summary>Prompt and full reply</summary>
+          {step.prompt && <Text text={step.prompt} label="Prompt sent to the model" />}
+          {step.reply && <Text text={step.reply} label="Full model reply" />}
+        </details>
+      )}
+    </article>
+  );
+}
+
+function FanOutEntry({ item, stopped }: { item: FanOutItem; stopped: boolean }) {
+  const badge = <span class="badge">#{item.index + 1}</span>;
+  if (item.child) return <NodeCard node={item.child} badge={badge} stopped={stopped} />;
+  return (
+    <div class="leaf">
+      <p>
+        {badge} <strong>{item.request.kind}_query</strong> {clip(item.request.question, 160)}
+      </p>
+      {item.leaf ? <StepCard step={item.leaf} /> : <p class="facts">{stopped ? "stopped" : "waiting for the model…"}</p>}
+    </div>
+  );
+}
+
+function FanOut({ entry, stopped }: { entry: Extract<Entry, { type: "fanout" }>; stopped: boolean }) {
+  const subs = entry.items.filter((i) => i.request.kind === "rlm").length;
+  const calls = entry.items.length - subs;
+  const parts = [subs && `${subs} sub-quer${subs === 1 ? "y" : "ies"}`, calls && `${calls} model call${calls === 1 ? "" : "s"}`];
+  return (
+    <section class="fanout" aria-label={`Fan-out of iteration ${entry.after.iteration}`}>
+      <h4>
+        Fan-out in iteration {entry.after.iteration}: {parts.filter(Boolean).join(" and ")}, run in parallel
+      </h4>
+      <ol>
+        {entry.items.map((item) => (
+          <li key={item.request.id}>
+            <FanOutEntry item={item} stopped={stopped} />
+            {item.answer !== undefined && (
+              <p class="answer-line">
+                <strong>Answer #{item.index + 1}:</strong> {clip(item.answer, 300)}
+              </p>
+            )}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+/** One (sub-)query: its question, its steps in order with their fan-outs, its answer. */
+export function NodeCard({ node, badge, stopped }: { node: TraceNode; badge?: preact.ComponentChild; stopped: boolean }) {
+  const { meta, result } = node;
+  const state = outcome(node, stopped);
+  const calls = node.steps.reduce((n, s) => n + (s.usage?.model_calls ?? 0), 0);
+  const duration = result ? seconds(result.duration_seconds) : null;
+  return (
+    <details id={nodeAnchor(meta.instance_id)} class={`node depth-${Math.min(meta.depth, 3)}`} open={meta.depth === 0}>
+      <summary>
+        {badge} <span class={`state ${state.tone}`}>{state.text}</span> <span class="question">{clip(meta.question, 140)}</span>{" "}
+        <Facts items={[duration, `${calls} model call${calls === 1 ? "" : "s"}`, meta.depth > 0 && chars(meta.context_chars), `depth ${meta.depth}`]} />
+      </summary>
+      <div class="node-body">
+        <p class="facts">
+          {meta.instance_id} · {chars(meta.context_chars)} of context
+        </p>
+        {meta.question.length > 140 && <Text text={meta.question} label="Question" />}
+        {orderedEntries(node).map((entry) =>
+          entry.type === "step" ? (
+            <StepCard key={`s${entry.step.step}`} step={entry.step} />
+          ) : (
+            <FanOut key={`f${entry.after.step}`} entry={entry} stopped={stopped} />
+          ),
+        )}
+        {result && (
+          <div class="node-answer">
+            <strong>{meta.depth === 0 ? "Answer" : "Sub-query answer"}:</strong> <Text text={result.answer} label="Answer" />
+            {result.error && <Text tone="error" text={result.error} label="Error" />}
+          </div>
+        )}
+      </div>
+    </details>
+  );
+}

@@ -1,0 +1,283 @@
+// The shapes the function app's HTTP API returns (shared/models.py, shared/trace.py,
+// rlm_activities/*), and the contract routes the UI builds to. Optional fields are ones
+// a deployment may not send yet (cost, listings, compare, per-strategy summaries).
+
+export interface TokenUsage {
+  model_calls: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost?: number | null;
+}
+
+export interface Source {
+  title: string;
+  document_id?: string | null;
+}
+
+export interface PendingRequest {
+  id: string;
+  kind: "rlm" | "llm";
+  question: string;
+  sub_context_chars?: number;
+}
+
+export type CellStatus = "done" | "suspended" | "error" | "timeout";
+
+export interface CellResult {
+  cell_id: string;
+  status: CellStatus;
+  stdout: string;
+  stderr: string;
+  pending: PendingRequest[];
+  final?: string | null;
+  used_sections: string[];
+  error?: string | null;
+}
+
+export type StepKind = "generate" | "execute" | "resume" | "leaf" | "forced";
+
+export interface StepRecord {
+  instance_id: string;
+  step: number;
+  iteration: number;
+  kind: StepKind;
+  started_at: string;
+  ended_at: string;
+  model?: string | null;
+  prompt?: string | null;
+  reply?: string | null;
+  code?: string | null;
+  usage?: TokenUsage | null;
+  cell?: CellResult | null;
+  answers: Record<string, string>;
+  /** For a leaf step: the pending request it answered. */
+  request_id?: string | null;
+  error?: string | null;
+  cost?: number | null;
+}
+
+export interface InstanceMeta {
+  instance_id: string;
+  root_id: string;
+  parent_id: string | null;
+  depth: number;
+  question: string;
+  corpus_id: string;
+  context_chars: number;
+  started_at: string;
+}
+
+export interface QueryResult {
+  answer: string;
+  answer_key?: string | null;
+  forced: boolean;
+  failed: boolean;
+  iterations: number;
+  sources: Source[];
+  usage: Record<string, TokenUsage>;
+  sub_queries: number;
+  duration_seconds: number;
+  instance_id: string;
+  trace: string;
+  error?: string | null;
+  cost?: number | null;
+}
+
+export interface TraceNode {
+  meta: InstanceMeta;
+  result: QueryResult | null;
+  steps: StepRecord[];
+  children: TraceNode[];
+}
+
+export interface Progress {
+  phase: string;
+  depth: number;
+  max_depth: number;
+  iteration: number;
+  max_iterations: number;
+  sub_queries_running: number;
+  sub_queries_done: number;
+  tokens: number;
+  cost?: number | null;
+}
+
+export type RuntimeStatus = "Pending" | "Running" | "Completed" | "Failed" | "Terminated" | "ContinuedAsNew" | "Suspended";
+
+export interface QueryStatus {
+  instance_id: string;
+  status: RuntimeStatus;
+  progress: Progress | null;
+  result?: QueryResult;
+  error?: unknown;
+}
+
+export interface StartedQuery {
+  id: string;
+  statusQueryGetUri: string;
+}
+
+export interface Document {
+  title: string;
+  content: string;
+  id?: string;
+}
+
+export interface CorpusSource {
+  corpus?: string;
+  documents?: Document[];
+  corpus_id?: string;
+}
+
+export interface QueryOptions {
+  max_iterations?: number;
+  max_depth?: number;
+  sub_max_iterations?: number;
+  truncate_chars?: number;
+  root_model?: string;
+  sub_model?: string;
+}
+
+export interface StoredCorpus {
+  corpus_id: string;
+  chars: number;
+  sections: number;
+  created?: string;
+}
+
+export interface SectionText {
+  corpus_id: string;
+  title: string;
+  text: string;
+}
+
+export interface QueryListing {
+  instance_id: string;
+  status: RuntimeStatus;
+  question: string;
+  created: string;
+}
+
+export const STRATEGIES = ["rlm", "keyword", "vector", "hybrid", "agentic"] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+export interface Scores {
+  exact_match?: number | null;
+  f1?: number | null;
+  relevance?: number | null;
+  groundedness?: number | null;
+  coherence?: number | null;
+}
+
+export interface StrategyAnswer {
+  strategy: string;
+  answer: string | null;
+  sources: Source[];
+  latency_seconds: number | null;
+  usage: TokenUsage | null;
+  cost: number | null;
+  scores: Scores | null;
+  instance_id: string | null;
+  error: string | null;
+}
+
+export interface CompareResult {
+  question: string;
+  expected: string | null;
+  strategies: StrategyAnswer[];
+  preference: unknown[];
+}
+
+export interface CompareStatus {
+  compare_id: string;
+  status: RuntimeStatus;
+  progress: unknown;
+  result?: CompareResult;
+  error?: unknown;
+}
+
+export interface Latency {
+  mean: number;
+  p50: number;
+  p95: number;
+  max: number;
+}
+
+export interface JudgeScores {
+  relevance?: number | null;
+  groundedness?: number | null;
+  coherence?: number | null;
+}
+
+export interface StrategySummary {
+  accuracy: number | null;
+  f1?: number | null;
+  judge?: JudgeScores | null;
+  latency_seconds?: Latency | null;
+  cost?: number | null;
+  usage?: TokenUsage | null;
+}
+
+export interface BatchSummary {
+  batch_id: string;
+  count: number;
+  answered: number;
+  failed: number;
+  with_expected: number;
+  correct: number;
+  accuracy: number | null;
+  f1?: number | null;
+  usage: TokenUsage;
+  total_tokens: number;
+  latency_seconds: Latency | null;
+  cost?: number | null;
+  strategies?: Record<string, StrategySummary>;
+  started_at: string;
+  ended_at: string;
+}
+
+export interface BatchProgress {
+  phase: string;
+  total: number;
+  done: number;
+  failed: number;
+  running: number;
+}
+
+export interface BatchStatus {
+  batch_id: string;
+  status: RuntimeStatus;
+  progress: BatchProgress | null;
+  summary?: BatchSummary;
+  error?: unknown;
+}
+
+export interface BatchListing {
+  batch_id: string;
+  status: RuntimeStatus;
+  summary?: Partial<BatchSummary> | null;
+}
+
+export interface BatchRow {
+  id: string;
+  question: string;
+  answer: string | null;
+  expected: string | null;
+  correct: boolean | null;
+  f1?: number | null;
+  forced?: boolean;
+  iterations: number | null;
+  usage: TokenUsage;
+  sources: string[];
+  duration_seconds: number | null;
+  instance_id: string;
+  error: string | null;
+  strategy?: string;
+  cost?: number | null;
+}
+
+export const TERMINAL: readonly RuntimeStatus[] = ["Completed", "Failed", "Terminated"];
+
+export function isTerminal(status: RuntimeStatus | undefined): boolean {
+  return status !== undefined && TERMINAL.includes(status);
+}
