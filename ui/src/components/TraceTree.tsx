@@ -83,7 +83,8 @@ function FanOut({ entry, stopped }: { entry: Extract<Entry, { type: "fanout" }>;
   return (
     <section class="fanout" aria-label={`Fan-out of iteration ${entry.after.iteration}`}>
       <h4>
-        Fan-out in iteration {entry.after.iteration}: {parts.filter(Boolean).join(" and ")}, run in parallel
+        Fan-out in iteration {entry.after.iteration}: {parts.filter(Boolean).join(" and ")}
+        {entry.items.length > 1 && ", run in parallel"}
       </h4>
       <ol>
         {entry.items.map((item) => (
