@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from shared.prompts import ROOT_SYSTEM_PROMPT
 from tests.support.live_app import LiveApp, chromium, live_app, screenshot
 from tests.support.model_server import ModelServer, ScriptedRequest
 from tests.support.rlm import filler_corpus, question_of, repl
-
-playwright = pytest.importorskip("playwright.sync_api")
-expect = playwright.expect
 
 pytestmark = pytest.mark.timeout(600)
 UI = "/api/ui/"

@@ -46,6 +46,7 @@ function NotFound() {
 export function App() {
   return (
     <LocationProvider scope={BASE}>
+      <KeyDialog />
       <a class="skip" href="#main">
         Skip to content
       </a>
@@ -64,7 +65,6 @@ export function App() {
           <Route default component={NotFound} />
         </Router>
       </main>
-      <KeyDialog />
     </LocationProvider>
   );
 }

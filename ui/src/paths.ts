@@ -3,7 +3,8 @@ export const BASE = "/api/ui";
 
 export const paths = {
   ask: (queryId?: string) => (queryId ? `${BASE}/?q=${encodeURIComponent(queryId)}` : `${BASE}/`),
-  compare: (compareId?: string) => (compareId ? `${BASE}/compare?id=${encodeURIComponent(compareId)}` : `${BASE}/compare`),
+  compare: (compareId?: string, corpusId?: string) =>
+    compareId ? `${BASE}/compare?id=${encodeURIComponent(compareId)}${corpusId ? `&corpus=${corpusId}` : ""}` : `${BASE}/compare`,
   benchmarks: (batchId?: string) => (batchId ? `${BASE}/benchmarks/${encodeURIComponent(batchId)}` : `${BASE}/benchmarks`),
   trace: (queryId?: string) => (queryId ? `${BASE}/trace/${encodeURIComponent(queryId)}` : `${BASE}/trace`),
 };

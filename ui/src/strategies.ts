@@ -1,7 +1,7 @@
 import { STRATEGIES } from "./types";
 
 // One colour per strategy, each at least 3:1 against white (WCAG 1.4.11), in STRATEGIES order.
-export const STRATEGY_COLORS = ["#0969da", "#bc4c00", "#1a7f37", "#8250df", "#cf222e"];
+const STRATEGY_COLORS = ["#0969da", "#bc4c00", "#1a7f37", "#8250df", "#cf222e"];
 
 /** Strategies in their usual order, then any the server reports that the UI does not know. */
 export function strategyDomain(names: Iterable<string>): string[] {

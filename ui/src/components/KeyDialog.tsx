@@ -15,7 +15,10 @@ export function KeyDialog() {
           answer.current = resolve;
           setReason(why);
           setKey("");
-          dialog.current?.showModal();
+          if (dialog.current) {
+            dialog.current.returnValue = "";
+            dialog.current.showModal();
+          }
         }),
     );
     return () => setKeyPrompt(null);

@@ -9,6 +9,7 @@ import { treeUsage } from "../trace/usage";
 import { isTerminal, type QueryStatus, type TraceNode } from "../types";
 import { Text } from "./Code";
 import { Sources } from "./Sources";
+import { StatusBadge } from "./StatusBadge";
 import { Timeline } from "./Timeline";
 import { NodeCard } from "./TraceTree";
 
@@ -93,7 +94,6 @@ export function QueryRun({ id }: { id: string }) {
   const result = status?.result;
   const elapsed = result ? result.duration_seconds : trace ? Math.max(now - Date.parse(trace.meta.started_at), 0) / 1000 : null;
   const cost = usage?.cost ?? progress?.cost ?? result?.cost ?? null;
-  const stateTone: string = { Completed: "good", Failed: "bad", Terminated: "bad" }[status?.status as string] ?? "live";
 
   return (
     <section class="run" aria-labelledby="run-title" data-status={status?.status ?? "Loading"}>
@@ -108,7 +108,7 @@ export function QueryRun({ id }: { id: string }) {
         )}
       </div>
       <p role="status" class="run-status">
-        <span class={`state ${stateTone}`}>{status?.status === "Terminated" ? "Cancelled" : (status?.status ?? "Loading")}</span>
+        <StatusBadge status={status?.status} />
         {progress && !finished && (
           <span>
             {" "}

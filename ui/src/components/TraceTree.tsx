@@ -77,8 +77,9 @@ function FanOutEntry({ item, stopped }: { item: FanOutItem; stopped: boolean }) 
 }
 
 function FanOut({ entry, stopped }: { entry: Extract<Entry, { type: "fanout" }>; stopped: boolean }) {
-  const subs = entry.items.filter((i) => i.request.kind === "rlm").length;
-  const calls = entry.items.length - subs;
+  // rlm_query at the depth bound is answered by a single model call, like llm_query.
+  const calls = entry.items.filter((i) => i.leaf || i.request.kind === "llm").length;
+  const subs = entry.items.length - calls;
   const parts = [subs && `${subs} sub-quer${subs === 1 ? "y" : "ies"}`, calls && `${calls} model call${calls === 1 ? "" : "s"}`];
   return (
     <section class="fanout" aria-label={`Fan-out of iteration ${entry.after.iteration}`}>

@@ -15,6 +15,7 @@ import {
 } from "../benchmarks";
 import { PlotFigure } from "../components/PlotFigure";
 import { Problems } from "../components/Problems";
+import { StatusBadge } from "../components/StatusBadge";
 import { clip, count, money, percent, seconds } from "../format";
 import { usePageTitle } from "../hooks/usePageTitle";
 import { usePolling } from "../hooks/usePolling";
@@ -185,7 +186,7 @@ function BatchView({ id }: { id: string }) {
         Batch <code>{id}</code>
       </h2>
       <p role="status">
-        <span class={`state ${status?.status === "Completed" ? "good" : status && isTerminal(status.status) ? "bad" : "live"}`}>{status?.status ?? "Loading"}</span>
+        <StatusBadge status={status?.status} />
         {status?.progress && !isTerminal(status.status) && ` · ${status.progress.done} of ${status.progress.total} done, ${status.progress.running} running`}
       </p>
       {live.error && <Problems error={live.error} />}

@@ -8,11 +8,12 @@ import { OptionsFields } from "../components/Options";
 import { PlotFigure } from "../components/PlotFigure";
 import { Problems } from "../components/Problems";
 import { Sources } from "../components/Sources";
+import { StatusBadge } from "../components/StatusBadge";
 import { count, money, score, seconds } from "../format";
 import { usePageTitle } from "../hooks/usePageTitle";
 import { usePolling } from "../hooks/usePolling";
 import { paths } from "../paths";
-import { STRATEGY_COLORS } from "../strategies";
+import { strategyColors, strategyDomain } from "../strategies";
 import { type CompareResult, type CompareStatus, isTerminal, type QueryOptions, STRATEGIES, type StrategyAnswer } from "../types";
 
 const STRATEGY_NOTES: Record<string, string> = {
@@ -37,18 +38,25 @@ const ROWS: Row[] = [
   { label: "Coherence (1–5)", value: (s) => score(s.scores?.coherence, 1) },
 ];
 
+/** A progress or preference entry in words: strings as they are, objects as "key: value" pairs. */
 function describe(item: unknown): string {
-  return typeof item === "string" ? item : JSON.stringify(item);
+  if (typeof item === "string") return item;
+  if (item && typeof item === "object" && !Array.isArray(item))
+    return Object.entries(item)
+      .map(([k, v]) => `${k.replaceAll("_", " ")}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+      .join(", ");
+  return JSON.stringify(item);
 }
 
 function latencyChart(strategies: StrategyAnswer[], width: number): Element {
+  const domain = strategyDomain(strategies.map((s) => s.strategy));
   return Plot.plot({
     width,
     height: 60 + strategies.length * 28,
     marginLeft: 80,
     x: { label: "latency (seconds)", grid: true },
-    y: { label: null, domain: strategies.map((s) => s.strategy) },
-    color: { domain: [...STRATEGIES], range: STRATEGY_COLORS },
+    y: { label: null, domain },
+    color: { domain, range: strategyColors(domain) },
     marks: [
       Plot.barX(strategies, { x: (s: StrategyAnswer) => s.latency_seconds ?? 0, y: "strategy", fill: "strategy", title: (s: StrategyAnswer) => `${s.strategy}: ${seconds(s.latency_seconds)}` }),
       Plot.ruleX([0]),
@@ -133,7 +141,7 @@ function CompareRun({ id, corpusId }: { id: string; corpusId: string | null }) {
         Comparison <code>{id}</code>
       </h2>
       <p role="status">
-        {status?.status ?? "Loading"}
+        <StatusBadge status={status?.status} />
         {status && !isTerminal(status.status) && status.progress != null && ` · ${describe(status.progress)}`}
       </p>
       {live.error && <Problems error={live.error} />}
@@ -171,7 +179,7 @@ export function CompareView() {
       setCorpusId(id);
       const body = { question, corpus_id: id, strategies: chosen, options, ...(expected.trim() ? { expected: expected.trim() } : {}) };
       const started = await startCompare(body);
-      route(`${paths.compare(started.compare_id)}&corpus=${id}`);
+      route(paths.compare(started.compare_id, id));
     } catch (error) {
       setProblem(
         error instanceof ApiError && (error.status === 404 || error.status === 405) ? "This deployment has no compare route (POST /api/compare)." : (error as Error),
