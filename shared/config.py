@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     azure_openai_api_version: str | None = Field(None, alias="AZURE_OPENAI_API_VERSION")
     root_model: str = Field("gpt-5-4-mini", alias="ROOT_MODEL")
     sub_model: str = Field("gpt-5-4-mini", alias="SUB_MODEL")
+    # Further models code may name with `model=` (comma-separated); other names fall back to the sub-model.
+    allowed_models: Annotated[frozenset[str], NoDecode] = Field(frozenset(), alias="RLM_ALLOWED_MODELS")
     model_timeout_seconds: float = Field(300.0, gt=0, alias="MODEL_TIMEOUT_SECONDS")
     copilot_cli_path: str | None = Field(None, alias="COPILOT_CLI_PATH")
     copilot_home: Path | None = Field(None, alias="COPILOT_HOME_DIR")
@@ -60,6 +62,11 @@ class Settings(BaseSettings):
 
     # Batches.
     batch_concurrency: int = Field(4, ge=1, le=64, alias="RLM_BATCH_CONCURRENCY")
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return {name.strip() for name in value.split(",") if name.strip()} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _provider_needs_endpoint(self) -> Settings:

@@ -148,11 +148,11 @@ class RlmLoop:
         work = []
         for k, request in enumerate(pending, start=first):
             if request.kind == "rlm" and self.task.depth < self.task.max_depth:
-                child = self.task.child(request.question, request.corpus_id or self.task.corpus_id, self.instance_id)
+                child = self.task.child(request, self.instance_id)
                 work.append(self.runtime.sub_query(child, f"{self.instance_id}-{iteration}-{k}"))
             else:
-                leaf = {"request_id": request.id, "kind": request.kind, "question": request.question.model_dump(), "corpus_id": request.corpus_id}
-                work.append(self._step("leaf_query", iteration, **leaf))
+                leaf = request.model_dump(include={"kind", "question", "corpus_id", "requested_model", "model"})
+                work.append(self._step("leaf_query", iteration, request_id=request.id, **leaf))
         self.progress.sub_queries_running += len(work)
         self._report("sub-queries", iteration)
         outputs = yield self.runtime.all(work)

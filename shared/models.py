@@ -68,9 +68,18 @@ class PendingRequest(Strict):
     question: str
     sub_context_file: str | None = None
     sub_context_chars: int = 0
+    model: str | None = None  # as the code named it (`model=`); None for the default
 
 
 CellStatus = Literal["done", "suspended", "error", "timeout"]
+
+
+class BlockEnd(Strict):
+    """Where one fenced block's output ends in its cell's streams, and the error it raised."""
+
+    stdout_end: int = Field(ge=0)
+    stderr_end: int = Field(ge=0)
+    error: str | None = None
 
 
 class CellResult(Strict):
@@ -84,6 +93,21 @@ class CellResult(Strict):
     final: str | None = None
     used_sections: list[str] = Field(default_factory=list)
     error: str | None = None
+    blocks: list[BlockEnd] = Field(default_factory=list)  # one per block that ran, in order
+
+    def block_outputs(self) -> list[tuple[str, str, str | None]]:
+        """(stdout, stderr, error) of each block; what the streams hold past the last block
+        (a truncation or restart note) goes with the last one. A cell without block ends is one block."""
+        if not self.blocks:
+            return [(self.stdout, self.stderr, self.error)]
+        outputs, out_at, err_at = [], 0, 0
+        for number, end in enumerate(self.blocks, start=1):
+            last = number == len(self.blocks)
+            out_to = len(self.stdout) if last else end.stdout_end
+            err_to = len(self.stderr) if last else end.stderr_end
+            outputs.append((self.stdout[out_at:out_to], self.stderr[err_at:err_to], end.error))
+            out_at, err_at = out_to, err_to
+        return outputs
 
 
 class TokenUsage(Strict):

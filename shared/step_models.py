@@ -4,6 +4,7 @@ texts stay in blob storage (DESIGN section 5)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -34,19 +35,29 @@ class RlmTask(BaseModel):
     max_parallel: int = Field(16, ge=1)
     root_model: str
     sub_model: str
+    requested_model: str | None = None  # what the parent's code named with `model=`, if anything
 
     @property
     def model(self) -> str:
         return self.root_model if self.depth == 0 else self.sub_model
 
-    def child(self, question: TextRef, corpus_id: str, parent_id: str) -> RlmTask:
+    def allowed_model(self, requested: str | None, allowed: Collection[str]) -> str | None:
+        """The model a request from this task's code may use: the one it named when that is this
+        task's root or sub model or in `allowed`; None (the sub-model) otherwise."""
+        return requested if requested in {self.root_model, self.sub_model, *allowed} else None
+
+    def child(self, request: PendingRef, parent_id: str) -> RlmTask:
+        """A sub-query's task (over the parent's corpus unless the request gave a sub-context); a
+        model the request may use becomes its model and its descendants' default."""
         return self.model_copy(
             update={
-                "question": question,
-                "corpus_id": corpus_id,
+                "question": request.question,
+                "corpus_id": request.corpus_id or self.corpus_id,
                 "parent_id": parent_id,
                 "depth": self.depth + 1,
                 "max_iterations": self.sub_max_iterations,
+                "sub_model": request.model or self.sub_model,
+                "requested_model": request.requested_model,
             }
         )
 
@@ -92,6 +103,8 @@ class PendingRef(BaseModel):
     kind: RequestKind
     question: TextRef
     corpus_id: str | None = None
+    requested_model: str | None = None  # as the code named it
+    model: str | None = None  # the model to use; None: the task's sub-model (nothing named, or a name not allowed)
 
 
 class CellSummary(BaseModel):
@@ -106,6 +119,8 @@ class LeafInput(StepInput):
     kind: RequestKind
     question: TextRef
     corpus_id: str | None = None
+    requested_model: str | None = None
+    model: str | None = None
 
 
 class SubAnswer(BaseModel):

@@ -19,7 +19,7 @@ from shared.llm import CopilotModel, ModelError, get_model
 from shared.models import CellResult, QueryResult, Source, TokenUsage
 from shared.payloads import TextRef
 from shared.prompts import LEAF_SYSTEM_PROMPT, ROOT_SYSTEM_PROMPT, render_leaf_message, render_turn_message
-from shared.protocol import parse_reply
+from shared.protocol import ParsedReply, parse_reply
 from shared.sandbox import SandboxExecutor, make_executor
 from shared.step_models import (
     QUESTION_INLINE,
@@ -79,6 +79,8 @@ def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
             corpus_id=p.task.corpus_id,
             context_chars=index.chars,
             started_at=utcnow(),
+            model=p.task.model,
+            requested_model=p.task.requested_model,
         ),
     )
     return OpenOutput(context_chars=index.chars, section_count=len(index.sections)).model_dump()
@@ -104,11 +106,7 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         model=p.task.model, system=ROOT_SYSTEM_PROMPT, prompt=message, timeout=parts.settings.model_timeout_seconds
     )
     usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
-    if p.forced:
-        code, final = None, reply.text
-    else:
-        parsed = parse_reply(reply.text)
-        code, final = parsed.code, parsed.final_text
+    parsed = ParsedReply(final_text=reply.text) if p.forced else parse_reply(reply.text)
     record = StepRecord(
         instance_id=p.instance_id,
         step=p.step,
@@ -118,29 +116,31 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         model=p.task.model,
         prompt=message,
         reply=reply.text,
-        code=code,
+        blocks=parsed.blocks,
+        notes=parsed.notes,
         usage=usage,
     )
     await asyncio.to_thread(parts.traces.write_step, p.task.root_id, record)
     log.info(
-        "generate instance=%s depth=%d iteration=%d model=%s tokens=%d+%d code=%s final=%s",
+        "generate instance=%s depth=%d iteration=%d model=%s tokens=%d+%d blocks=%d final=%s",
         p.instance_id, p.task.depth, p.iteration, p.task.model, usage.prompt_tokens, usage.completion_tokens,
-        code is not None, final is not None,
+        len(parsed.blocks), parsed.final_text is not None,
     )  # fmt: skip
+    final = parsed.final_text
     final_ref = await asyncio.to_thread(TextRef.of, final, parts.store) if final is not None else None
-    return GenerateOutput(has_code=code is not None, final=final_ref, usage=usage).model_dump()
+    return GenerateOutput(has_code=bool(parsed.blocks), final=final_ref, usage=usage).model_dump()
 
 
 def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
-    """Run the code of a generate step as one cell; it may suspend on sub-queries."""
+    """Run the blocks of a generate step, in order, as one cell; it may suspend on sub-queries."""
     p = ExecuteInput.model_validate(payload)
     started = utcnow()
-    code = parts.traces.read_step(p.task.root_id, p.instance_id, p.code_step).code
-    if code is None:
+    blocks = parts.traces.read_step(p.task.root_id, p.instance_id, p.code_step).blocks
+    if not blocks:
         raise ValueError(f"step {p.code_step} of {p.instance_id} has no code to execute")
-    cell = parts.executor.execute(p.instance_id, p.cell_id, code)
+    cell = parts.executor.execute(p.instance_id, p.cell_id, blocks)
     _record_cell(parts, p, "execute", started, cell, {})
-    return _summarize(parts, p.instance_id, cell).model_dump()
+    return _summarize(parts, p, cell).model_dump()
 
 
 def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     answers = {request_id: ref.resolve(parts.store) for request_id, ref in p.answers.items()}
     cell = parts.executor.resume(p.instance_id, p.cell_id, answers)
     _record_cell(parts, p, "resume", started, cell, answers)
-    return _summarize(parts, p.instance_id, cell).model_dump()
+    return _summarize(parts, p, cell).model_dump()
 
 
 async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
@@ -163,7 +163,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     if p.kind == "rlm":
         sub_context = await asyncio.to_thread(_corpus_head, parts, p.corpus_id or p.task.corpus_id, LEAF_CONTEXT_CHARS + 1)
     prompt = render_leaf_message(question, sub_context, LEAF_CONTEXT_CHARS)
-    model_name = p.task.sub_model
+    model_name = p.model or p.task.sub_model
     error = None
     try:
         model = await parts.model()
@@ -183,6 +183,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         kind="leaf",
         started_at=started,
         model=model_name,
+        requested_model=p.requested_model,
         prompt=prompt,
         reply=text,
         usage=usage,
@@ -249,15 +250,29 @@ def _record_cell(
     )  # fmt: skip
 
 
-def _summarize(parts: Parts, instance_id: str, cell: CellResult) -> CellSummary:
-    """Pending sub-contexts become stored corpora, so children get a corpus id, not text."""
+def _summarize(parts: Parts, p: StepInput, cell: CellResult) -> CellSummary:
+    """Pending sub-contexts become stored corpora, so children get a corpus id, not text; a model
+    the code named is kept if allowed, else the request falls back to the sub-model (and says so)."""
+    settings = parts.settings
+    allowed = {settings.root_model, settings.sub_model, *settings.allowed_models}
     pending = []
     for request in cell.pending:
         corpus_id = None
         if request.sub_context_file:
-            corpus_id = save_corpus(parts.store, parts.executor.read_sub_context(instance_id, request.sub_context_file))
+            corpus_id = save_corpus(parts.store, parts.executor.read_sub_context(p.instance_id, request.sub_context_file))
         question = TextRef.of(request.question, parts.store, limit=QUESTION_INLINE)
-        pending.append(PendingRef(id=request.id, kind=request.kind, question=question, corpus_id=corpus_id))
+        model = p.task.allowed_model(request.model, allowed)
+        if request.model is not None and model is None:
+            log.warning(
+                "model instance=%s request=%s asked for %r, which is not allowed: using %s",
+                p.instance_id, request.id, request.model, p.task.sub_model,
+            )  # fmt: skip
+        pending.append(
+            PendingRef(
+                id=request.id, kind=request.kind, question=question, corpus_id=corpus_id,
+                requested_model=request.model, model=model,
+            )  # fmt: skip
+        )
     final = TextRef.of(cell.final, parts.store) if cell.final is not None else None
     return CellSummary(status=cell.status, pending=pending, final=final, used_sections=cell.used_sections[:500])
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from shared.models import CellResult, QueryResult, TokenUsage
 from shared.prompts import Turn
@@ -31,6 +31,8 @@ class InstanceMeta(BaseModel):
     corpus_id: str
     context_chars: int
     started_at: datetime
+    model: str | None = None
+    requested_model: str | None = None  # what the parent's code asked for with `model=`, if it did
 
 
 class StepRecord(BaseModel):
@@ -41,9 +43,11 @@ class StepRecord(BaseModel):
     started_at: datetime
     ended_at: datetime = Field(default_factory=utcnow)
     model: str | None = None
+    requested_model: str | None = None  # what the code asked for with `model=`, if it did
     prompt: str | None = None
     reply: str | None = None
-    code: str | None = None
+    blocks: list[str] = Field(default_factory=list)  # the reply's code, block by block
+    notes: list[str] = Field(default_factory=list)  # what the model is told about its reply, above the output
     usage: TokenUsage | None = None
     cell: CellResult | None = None
     answers: dict[str, str] = Field(default_factory=dict)
@@ -52,6 +56,12 @@ class StepRecord(BaseModel):
     # reader of the trace can tell the siblings of a fan-out apart.
     request_id: str | None = None
     error: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def code(self) -> str | None:
+        """The blocks as one script, for readers of the trace."""
+        return "\n\n".join(self.blocks) if self.blocks else None
 
 
 def instance_prefix(root_id: str, instance_id: str) -> str:
@@ -99,30 +109,60 @@ class TraceStore:
 
 
 def turns_from_steps(steps: list[StepRecord], truncate_chars: int) -> list[Turn]:
-    """The model's view of past iterations: each reply, then the cell's last output, cut."""
+    """The model's view of past iterations: each reply, then the notes on it and the cell's last output, cut."""
     turns: dict[int, Turn] = {}
+    notes: dict[int, list[str]] = {}
     for record in steps:
         if record.kind == "generate":
             turns[record.iteration] = Turn(reply=record.reply or "", output=None)
+            notes[record.iteration] = record.notes
         elif record.kind in ("execute", "resume") and record.cell and record.iteration in turns:
             if record.cell.status != "suspended":
-                turns[record.iteration] = Turn(turns[record.iteration].reply, cell_view(record.cell, truncate_chars))
+                view = cell_view(record.cell, truncate_chars)
+                turns[record.iteration] = Turn(turns[record.iteration].reply, "\n".join([*notes[record.iteration], view]))
     return [turns[i] for i in sorted(turns)]
 
 
 def cell_view(cell: CellResult, truncate_chars: int) -> str:
-    """What the model sees of a finished cell."""
-    parts = []
-    if cell.stdout:
-        parts.append(cell.stdout)
-    if cell.stderr:
-        parts.append(f"[stderr]\n{cell.stderr}")
+    """What the model sees of a finished cell: each block's output under its own header, each
+    cut to a fair share of `truncate_chars` (a short output is shown whole, long ones share the rest)."""
+    outputs = [_block_view(cell, stdout, stderr, error) for stdout, stderr, error in cell.block_outputs()]
+    shares = fair_shares([len(text) for text in outputs], truncate_chars)
+    if len(outputs) == 1:
+        parts = [truncate_output(outputs[0], shares[0])]
+    else:
+        parts = [
+            f"[block {n} of {len(outputs)}]\n{truncate_output(text, share)}"
+            for n, (text, share) in enumerate(zip(outputs, shares, strict=True), 1)
+        ]
     if cell.status == "timeout":
-        parts.append(f"[the cell was stopped: {cell.error or 'it ran past its time limit'}; the REPL was restored to its state before this cell]")
-    elif cell.status == "error" and cell.error and cell.error not in cell.stderr:
-        parts.append(f"[error] {cell.error}")
-    text = "\n".join(parts) if parts else "[no output]"
-    return truncate_output(text, truncate_chars)
+        parts.append(
+            f"[the cell was stopped: {cell.error or 'it ran past its time limit'}; the REPL was restored to its state before this cell]"
+        )
+    return "\n".join(parts)
+
+
+def _block_view(cell: CellResult, stdout: str, stderr: str, error: str | None) -> str:
+    parts = []
+    if stdout:
+        parts.append(stdout)
+    if stderr:
+        parts.append(f"[stderr]\n{stderr}")
+    if cell.status == "error" and error and error not in stderr:
+        parts.append(f"[error] {error}")
+    return "\n".join(parts) if parts else "[no output]"
+
+
+def fair_shares(lengths: list[int], total: int) -> list[int]:
+    """Split `total` characters among texts of these lengths: whatever fits in an equal share
+    is kept whole, and what the short ones leave is shared by the long ones."""
+    shares = [0] * len(lengths)
+    left, remaining = total, len(lengths)
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        shares[index] = min(lengths[index], left // remaining)
+        left -= shares[index]
+        remaining -= 1
+    return shares
 
 
 class TraceNode(BaseModel):

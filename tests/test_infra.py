@@ -44,6 +44,7 @@ OPTIONAL_IN_AZURE: dict[str, str] = {
     "RLM_DATA_DIR": "filesystem store only; Azure uses Blob Storage",
     "RLM_BATCH_CONCURRENCY": "default kept, operators tune it per app",
     "RLM_MAX_PARALLEL_SUBQUERIES": "default kept; the session pool's maxConcurrentSessions is the real cap in Azure",
+    "RLM_ALLOWED_MODELS": "none by default: code may name only the deployed ROOT_MODEL and SUB_MODEL",
 }
 
 # Settings read by the Functions host, the Python worker or the Copilot SDK rather than shared/config.py.

@@ -231,7 +231,7 @@ class ACABackend:
             payload = payload[1:]
         return json.loads(payload)
 
-    def execute(self, session_id: str, cell_id: str, code: str, answers: list[list[str]]) -> dict[str, Any]:
+    def execute(self, session_id: str, cell_id: str, code: str | list[str], answers: list[list[str]]) -> dict[str, Any]:
         return self._call(session_id, cell_id, "execute", {"cell_id": cell_id, "code": code, "answers": answers})
 
     def resume(self, session_id: str, cell_id: str, answers: dict[str, str]) -> dict[str, Any]:

@@ -59,7 +59,7 @@ class SandboxBackend(Protocol):
     def start(self, session_id: str, context_path: Path) -> None:
         """A fresh interpreter with `context` loaded from the file, replacing any existing one."""
 
-    def execute(self, session_id: str, cell_id: str, code: str, answers: list[list[str]]) -> dict[str, Any]:
+    def execute(self, session_id: str, cell_id: str, code: str | list[str], answers: list[list[str]]) -> dict[str, Any]:
         """Raises SessionLost when no interpreter holds this session."""
 
     def resume(self, session_id: str, cell_id: str, answers: dict[str, str]) -> dict[str, Any]:

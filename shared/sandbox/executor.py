@@ -30,7 +30,7 @@ class CellRecord(BaseModel):
     """Enough about one cell to answer a retry and to replay it exactly."""
 
     cell_id: str
-    code: str
+    code: str | list[str]  # one block, or a reply's blocks run in order
     answers: list[tuple[str, str]] = Field(default_factory=list)  # (content key, answer), in delivery order
     delivered: list[tuple[str, str]] = Field(default_factory=list)  # (request id, content key) already answered
     requests: dict[str, str] = Field(default_factory=dict)  # request id -> content key, as last reported
@@ -48,7 +48,7 @@ class Journal(BaseModel):
 
 
 def pending_key(request: PendingRequest) -> str:
-    return request_key(request.kind, request.question, sub_context_sha(request.sub_context_file))
+    return request_key(request.kind, request.question, sub_context_sha(request.sub_context_file), request.model)
 
 
 def to_cell_result(raw: dict[str, Any]) -> CellResult:
@@ -99,7 +99,7 @@ class SandboxExecutor:
             self.backend.start(session_id, self.store.local_path(self.store.containers.corpora, corpus_id))
             self._save(Journal(session_id=session_id, corpus_id=corpus_id))
 
-    def execute(self, session_id: str, cell_id: str, code: str) -> CellResult:
+    def execute(self, session_id: str, cell_id: str, code: str | list[str]) -> CellResult:
         with self._lock(session_id):
             journal = self._load(session_id)
             record = journal.cell(cell_id)

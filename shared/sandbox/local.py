@@ -205,7 +205,7 @@ class LocalBackend:
             return timeout_result(cell_id, f"cell exceeded its {self.limits.timeout_seconds:g} s time limit; the sandbox was killed")
         return reply
 
-    def execute(self, session_id: str, cell_id: str, code: str, answers: list[list[str]]) -> dict[str, Any]:
+    def execute(self, session_id: str, cell_id: str, code: str | list[str], answers: list[list[str]]) -> dict[str, Any]:
         return self._cell(session_id, cell_id, {"op": "execute", "cell_id": cell_id, "code": code, "answers": answers})
 
     def resume(self, session_id: str, cell_id: str, answers: dict[str, str]) -> dict[str, Any]:

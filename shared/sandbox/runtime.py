@@ -6,6 +6,9 @@ worker thread; `rlm_query`/`llm_query` never call a model, they register a pendi
 request and block, and `execute`/`resume` return as soon as the cell is done or every
 thread it started is blocked (DESIGN section 4). Locally, child.py serves it over
 private pipes; on ACA, small snippets call it and print one reply line (`reply_line`).
+
+The namespace speaks our API and the reference implementation's at once (the README's
+"What the REPL understands"): models trained on either write it without being told.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -38,10 +42,13 @@ BLOCKING_FILES = frozenset(
 )
 
 
-def request_key(kind: str, question: str, sub_sha: str | None) -> str:
-    """Content key of a model request, so recorded answers match whatever thread asks."""
-    raw = json.dumps([kind, question, sub_sha], ensure_ascii=True)
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+def request_key(kind: str, question: str, sub_sha: str | None, model: str | None = None) -> str:
+    """Content key of a model request, so recorded answers match whatever thread asks.
+
+    The model joins the key only when code named one, so keys of requests without
+    `model=` are the same as before it existed (journals recorded then still replay)."""
+    parts = [kind, question, sub_sha] if model is None else [kind, question, sub_sha, model]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=True).encode("utf-8")).hexdigest()
 
 
 def sub_context_file(sub_sha: str) -> str:
@@ -113,16 +120,23 @@ class Router(io.TextIOBase):
 
 
 class Cell:
-    def __init__(self, cell_id: str, code: str, recorded: dict[str, collections.deque[str]], limit: int) -> None:
+    """One model reply's fenced blocks, run one after another in the REPL's namespace."""
+
+    def __init__(self, cell_id: str, blocks: list[str], recorded: dict[str, collections.deque[str]], limit: int) -> None:
         self.id = cell_id
-        self.code = code
+        self.blocks = blocks
         self.recorded = recorded
         self.out = Capped(limit)
         self.err = Capped(limit)
+        self.ends: list[dict[str, Any]] = []  # per finished block: where its output ends, how it ended
+        self.in_block = False
         self.counter = 0
         self.baseline: set[int] = set()
         self.finished = False
         self.result: dict[str, Any] | None = None
+
+    def block_end(self, error: str | None) -> dict[str, Any]:
+        return {"stdout_end": self.out.size, "stderr_end": self.err.size, "error": error}
 
 
 class Repl:
@@ -142,15 +156,18 @@ class Repl:
         self.broken: str | None = None
         context = load_text(os.path.join(session_dir, context_file))
         self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-        self.globals.update(context=context, Final=None, used_sections=[])
+        self.globals.update(context=context, context_0=context, Final=None, used_sections=[], answer=new_answer())
         self.globals.update(
             FINAL=self._final,
             FINAL_VAR=self._final_var,
-            rlm_query=lambda question, sub_context=None: self._ask("rlm", [(question, sub_context)])[0],
-            llm_query=lambda prompt: self._ask("llm", [(prompt, None)])[0],
-            rlm_query_batch=lambda pairs: self._ask("rlm", [_pair(p) for p in pairs]),
-            llm_query_batch=lambda prompts: self._ask("llm", [(p, None) for p in prompts]),
+            SHOW_VARS=self._show_vars,
+            rlm_query=self._rlm_query,
+            llm_query=lambda prompt, model=None: self._ask("llm", [(prompt, None)], model)[0],
+            rlm_query_batched=lambda prompts, model=None: self._ask("rlm", [_pair(p) for p in prompts], model),
+            llm_query_batched=lambda prompts, model=None: self._ask("llm", [(p, None) for p in prompts], model),
         )
+        self.globals.update(rlm_query_batch=self.globals["rlm_query_batched"], llm_query_batch=self.globals["llm_query_batched"])
+        self.predefined = dict(self.globals)
         self._install_streams()
 
     def _install_streams(self) -> None:
@@ -172,18 +189,36 @@ class Repl:
         return cell.err if cell else None
 
     def _final(self, value: Any) -> None:
-        self.globals["Final"] = value
+        self.globals["Final"] = answer_content(value)
 
-    def _final_var(self, name: str) -> None:
-        if name not in self.globals:
-            raise NameError(f"FINAL_VAR: no variable named {name!r} in the REPL")
-        self._final(self.globals[name])
+    def _final_var(self, name: Any) -> None:
+        """A variable's name (quoted or not), or the answer itself: a string naming no variable is the answer."""
+        key = name.strip().strip("\"'").strip() if isinstance(name, str) else None
+        self._final(self.globals[key] if key and key.isidentifier() and key in self.globals else name)
 
-    def _ask(self, kind: str, items: list[tuple[Any, Any]]) -> list[str]:
+    def _show_vars(self) -> Shown:
+        """The variables code created or rebound, with their type and size."""
+        made = {
+            name: value
+            for name, value in self.globals.items()
+            if not name.startswith("_") and self.predefined.get(name) is not value and not isinstance(value, types.ModuleType)
+        }
+        if not made:
+            return Shown("No variables created yet. Always there: context (alias context_0), answer, Final, used_sections.")
+        return Shown("Variables:\n" + "\n".join(f"  {name}: {describe_value(value)}" for name, value in made.items()))
+
+    def _rlm_query(self, question: Any = None, sub_context: Any = None, model: Any = None, *, prompt: Any = None) -> str:
+        """`prompt=` is the reference implementation's name for the question."""
+        if question is None and prompt is None:
+            raise TypeError("rlm_query() needs a question")
+        return self._ask("rlm", [(prompt if question is None else question, sub_context)], model)[0]
+
+    def _ask(self, kind: str, items: list[tuple[Any, Any]], model: Any = None) -> list[str]:
         """Register requests (answered at once when a recorded answer matches) and block until all are answered."""
         cell = self.active
         if cell is None:
             raise RuntimeError("rlm_query/llm_query can only be called while a cell runs")
+        model = model_name(model)
         prepared = []
         for question, sub in items:
             text = None if sub is None else str(sub)
@@ -194,7 +229,7 @@ class Repl:
             for question, text, sha in prepared:
                 rid = f"{cell.id}.{cell.counter}"
                 cell.counter += 1
-                fifo = cell.recorded.get(request_key(kind, question, sha))
+                fifo = cell.recorded.get(request_key(kind, question, sha, model))
                 if fifo:
                     self.answers[rid] = fifo.popleft()
                 else:
@@ -215,6 +250,7 @@ class Repl:
                     "question": question,
                     "sub_context_file": None if sha is None else sub_context_file(sha),
                     "sub_context_chars": 0 if text is None else len(text),
+                    "model": model,
                 }
             self.waiting[me] = ids
             self._bump()
@@ -228,8 +264,12 @@ class Repl:
         self.events += 1
         self.cond.notify_all()
 
-    def execute(self, cell_id: str, code: str, answers: list[list[str]] | None = None, timeout: float = 120.0) -> dict[str, Any]:
-        """Run a cell; `answers` are recorded [content key, answer] pairs for a replay."""
+    def execute(
+        self, cell_id: str, code: str | list[str], answers: list[list[str]] | None = None, timeout: float = 120.0
+    ) -> dict[str, Any]:
+        """Run a cell: one block of code, or a reply's blocks one after another (an error in one
+        is reported for that block and the next still runs). `answers` are recorded
+        [content key, answer] pairs for a replay."""
         self.host_ident = threading.get_ident()
         self._install_streams()
         cell = self.cells.get(cell_id)
@@ -242,7 +282,7 @@ class Repl:
         recorded: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
         for key, answer in answers or []:
             recorded[key].append(str(answer))
-        cell = Cell(cell_id, code, recorded, self.output_max_chars)
+        cell = Cell(cell_id, [code] if isinstance(code, str) else list(code), recorded, self.output_max_chars)
         self.cells[cell_id] = cell
         with self.cond:
             self.active = cell
@@ -268,26 +308,44 @@ class Repl:
         return self._wait(cell, timeout)
 
     def _run(self, cell: Cell) -> None:
-        name = f"<cell {cell.id}>"
-        linecache.cache[name] = (len(cell.code), None, cell.code.splitlines(True), name)
-        status, error, memory = "done", None, False
+        errors: list[str] = []
+        memory = False
+        for number, code in enumerate(cell.blocks, start=1):
+            with self.cond:
+                cell.in_block = True
+            failure = self._run_block(cell, number, code)
+            error = None if failure is None else describe_exception(failure)
+            with self.cond:
+                cell.ends.append(cell.block_end(error))
+                cell.in_block = False
+            if error is not None:
+                errors.append(error if len(cell.blocks) == 1 else f"block {number}: {error}")
+            if isinstance(failure, MemoryError):  # the process is in no state to go on; the executor restarts it
+                memory = True
+                break
+        with self.cond:
+            if not cell.finished:
+                cell.result = self._snapshot(cell, "error" if errors else "done", errors[-1] if errors else None)
+                cell.result["restart"] = memory
+                cell.finished = True
+            self._bump()
+
+    def _run_block(self, cell: Cell, number: int, code: str) -> BaseException | None:
+        """Run one block like a notebook cell (the value of a last bare expression is printed)."""
+        name = f"<cell {cell.id}>" if len(cell.blocks) == 1 else f"<cell {cell.id} block {number}>"
+        linecache.cache[name] = (len(code), None, code.splitlines(True), name)
         try:
-            tree = ast.parse(cell.code, name)
+            tree = ast.parse(code, name)
             echo = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
             exec(compile(tree, name, "exec"), self.globals)
             if echo is not None:
                 value = eval(compile(ast.Expression(echo.value), name, "eval"), self.globals)
                 if value is not None:
                     print(repr(value))
-        except BaseException as exc:  # the cell's failure is data for the model, whatever it is
-            status, error, memory = "error", describe_exception(exc), isinstance(exc, MemoryError)
+        except BaseException as exc:  # the block's failure is data for the model, whatever it is
             cell.err.write(format_traceback(exc))
-        with self.cond:
-            if not cell.finished:
-                cell.result = self._snapshot(cell, status, error)
-                cell.result["restart"] = memory
-                cell.finished = True
-            self._bump()
+            return exc
+        return None
 
     def _wait(self, cell: Cell, timeout: float) -> dict[str, Any]:
         """Block until the cell finishes, settles in a suspension, or runs out of time."""
@@ -334,8 +392,9 @@ class Repl:
         return True
 
     def _snapshot(self, cell: Cell, status: str, error: str | None) -> dict[str, Any]:
-        final = self.globals.get("Final")
+        final = final_of(self.globals)
         used = self.globals.get("used_sections")
+        running = [cell.block_end(None)] if cell.in_block else []
         pending = [p for rid, p in self.pending.items() if rid.startswith(f"{cell.id}.")] if status == "suspended" else []
         return {
             "cell_id": cell.id,
@@ -347,17 +406,71 @@ class Repl:
             "used_sections": [_safe_str(s) for s in used] if isinstance(used, (list, tuple, set)) else [],
             "error": error,
             "restart": False,
+            "blocks": cell.ends + running,
         }
+
+
+def model_name(model: Any) -> str | None:
+    """`model=` as code gave it: a name, or None for the default model."""
+    if model is None:
+        return None
+    if not isinstance(model, str):
+        raise TypeError(f"model= takes a model name (str), not {type(model).__name__}")
+    return model.strip() or None
+
+
+def new_answer() -> dict[str, Any]:
+    """The reference implementation's answer protocol: setting `ready` to True finishes with `content`."""
+    return {"content": "", "ready": False}
+
+
+def answer_content(value: Any) -> Any:
+    """`FINAL(answer)` with the answer dict itself means its content."""
+    if isinstance(value, dict) and set(value) == {"content", "ready"}:
+        return value["content"]
+    return value
+
+
+def final_of(namespace: dict[str, Any]) -> Any:
+    """`Final` when set, else the answer dict's content once it is marked ready."""
+    final = namespace.get("Final")
+    answer = namespace.get("answer")
+    if final is not None or not isinstance(answer, dict):
+        return final
+    try:
+        return answer.get("content", "") if answer.get("ready") else None
+    except Exception:  # a `ready` with no truth value (an array, say) is not ready
+        return None
+
+
+class Shown(str):
+    """Text that shows as itself when a cell's last line echoes it (`SHOW_VARS()` alone on a line)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def describe_value(value: Any) -> str:
+    kind = type(value).__name__
+    try:
+        if isinstance(value, (str, bytes, bytearray)):
+            return f"{kind}, {len(value):,} {'chars' if isinstance(value, str) else 'bytes'}"
+        if isinstance(value, (bool, int, float, complex)) or value is None:
+            text = repr(value)
+            return f"{kind} = {text}" if len(text) <= 40 else kind
+        return f"{kind}, {len(value):,} items"
+    except Exception:  # no len(), a broken one, or an int too long to print: the type alone
+        return kind
 
 
 def _pair(item: Any) -> tuple[Any, Any]:
     if isinstance(item, str):
         return item, None
     if isinstance(item, dict):
-        return item["question"], item.get("sub_context")
+        return item.get("question", item.get("prompt")), item.get("sub_context")
     if isinstance(item, (tuple, list)) and len(item) == 2:
         return item[0], item[1]
-    raise TypeError("rlm_query_batch expects questions or (question, sub_context) pairs")
+    raise TypeError("rlm_query_batched expects questions or (question, sub_context) pairs")
 
 
 def _safe_str(value: Any) -> str:
