@@ -230,7 +230,10 @@ def test_cancel_a_running_query(app: LiveApp, page: Any, model: ModelServer) -> 
 
 
 def test_a_past_query_opens_in_the_trace_view(app: LiveApp, page: Any, model: ModelServer) -> None:
-    model.set_script(repl("print(len(context))\nused_sections = ['Ridge']\nFinal = 'Ridge'"))
+    two_blocks = (
+        "Look first.\n```repl\nprint(len(context))\n```\nThen answer.\n```repl\nused_sections = ['Ridge']\nFinal = 'Ridge'\n```"
+    )
+    model.set_script(two_blocks)
     with app.client() as client:
         started = client.post(
             "/api/queries", json={"question": "Which ridge?", "corpus": "## Ridge\nhigh\n\n## Harbor\nlow"}
@@ -246,7 +249,11 @@ def test_a_past_query_opens_in_the_trace_view(app: LiveApp, page: Any, model: Mo
     sandbox_bar.focus()
     page.keyboard.press("Enter")
     expect(page.locator("article.step-sandbox").first).to_be_focused()
-    expect(page.locator("article.step-sandbox").first).to_contain_text("done")
+    sandbox = page.locator("article.step-sandbox").first
+    expect(sandbox).to_contain_text("done")
+    # Each fenced block of the reply ran on its own: code and output are shown block by block.
+    expect(page.locator("article.step-model").first.locator(".block-label")).to_have_text(["Block 1", "Block 2"])
+    expect(sandbox.locator(".block-output").first).to_contain_text("28")
     screenshot(page, "trace-view")
 
 

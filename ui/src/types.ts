@@ -19,9 +19,18 @@ export interface PendingRequest {
   kind: "rlm" | "llm";
   question: string;
   sub_context_chars?: number;
+  /** The model the code named with `model=`, if it did. */
+  model?: string | null;
 }
 
 export type CellStatus = "done" | "suspended" | "error" | "timeout";
+
+/** Where one fenced block's output ends in its cell's streams, and the error it raised. */
+export interface BlockEnd {
+  stdout_end: number;
+  stderr_end: number;
+  error?: string | null;
+}
 
 export interface CellResult {
   cell_id: string;
@@ -32,6 +41,7 @@ export interface CellResult {
   final?: string | null;
   used_sections: string[];
   error?: string | null;
+  blocks?: BlockEnd[];
 }
 
 export type StepKind = "generate" | "execute" | "resume" | "leaf" | "forced";
@@ -44,8 +54,14 @@ export interface StepRecord {
   started_at: string;
   ended_at: string;
   model?: string | null;
+  /** What the code asked for with `model=`, when that differs from the model used. */
+  requested_model?: string | null;
   prompt?: string | null;
   reply?: string | null;
+  /** The reply's code, block by block (each runs on its own, in order). */
+  blocks?: string[];
+  /** What the model was told about its reply, above the cell's output. */
+  notes?: string[];
   code?: string | null;
   usage?: TokenUsage | null;
   cell?: CellResult | null;
@@ -65,6 +81,8 @@ export interface InstanceMeta {
   corpus_id: string;
   context_chars: number;
   started_at: string;
+  model?: string | null;
+  requested_model?: string | null;
 }
 
 export interface QueryResult {

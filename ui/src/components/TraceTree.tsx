@@ -1,4 +1,5 @@
 import { chars, clip, count, seconds } from "../format";
+import { blockOutputs, codeBlocks } from "../trace/blocks";
 import { type Entry, type FanOutItem, orderedEntries } from "../trace/order";
 import { nodeAnchor, stepAnchor } from "../trace/timeline";
 import type { StepRecord, TraceNode } from "../types";
@@ -13,6 +14,35 @@ function tokens(step: StepRecord): string | null {
 
 function Facts({ items }: { items: (string | null | undefined | false)[] }) {
   return <span class="facts">{items.filter(Boolean).join(" · ")}</span>;
+}
+
+/** The model used, and what the code asked for when it named another one. */
+function modelOf(used: string | null | undefined, requested: string | null | undefined): string | null {
+  if (!used) return null;
+  return requested && requested !== used ? `${used} (asked for ${requested})` : used;
+}
+
+function CellOutput({ step }: { step: StepRecord }) {
+  const cell = step.cell;
+  if (!cell) return null;
+  const outputs = blockOutputs(cell);
+  const many = outputs.length > 1;
+  return (
+    <>
+      {outputs.map((out, i) => {
+        const text = out.stdout + (out.stderr ? `${out.stdout ? "\n" : ""}${out.stderr}` : "");
+        const label = many ? `Output of block ${i + 1} of ${outputs.length}` : "Cell output";
+        return (
+          <div key={i} class="block-output">
+            {many && <p class="block-label">Block {i + 1}</p>}
+            {text ? <Text text={text} label={label} /> : !out.error && <p class="facts">no output</p>}
+            {out.error && !out.stderr.includes(out.error) && <Text tone="error" text={out.error} label={`Error of ${many ? `block ${i + 1}` : "the cell"}`} />}
+          </div>
+        );
+      })}
+      {cell.error && !outputs.some((o) => o.error) && !cell.stderr.includes(cell.error) && <Text tone="error" text={cell.error} label="Error" />}
+    </>
+  );
 }
 
 function outcome(node: TraceNode, stopped: boolean): { text: string; tone: string } {
@@ -36,23 +66,35 @@ export function StepCard({ step }: { step: StepRecord }) {
   }[step.kind];
   const cellState = cell && (cell.status === "suspended" ? `suspended on ${cell.pending.length} request${cell.pending.length === 1 ? "" : "s"}` : cell.status);
   const answers = Object.entries(step.answers ?? {});
+  const blocks = codeBlocks(step);
   return (
     <article id={stepAnchor(step)} class={`step ${model ? "step-model" : "step-sandbox"}`} tabIndex={-1}>
       <h4>
-        <span class="step-kind">{title}</span> <Facts items={[`iteration ${step.iteration}`, took, step.model, tokens(step), cellState]} />
+        <span class="step-kind">{title}</span>{" "}
+        <Facts items={[`iteration ${step.iteration}`, took, modelOf(step.model, step.requested_model), tokens(step), cellState]} />
       </h4>
-      {step.code && <Code code={step.code} label={`Code written in iteration ${step.iteration}`} />}
-      {model && !step.code && step.reply && <Text text={step.reply} label="Model reply" />}
-      {cell && (cell.stdout || cell.stderr) && <Text text={cell.stdout + (cell.stderr ? `\n${cell.stderr}` : "")} label="Cell output" />}
+      {blocks.map((code, i) => (
+        <div key={i}>
+          {blocks.length > 1 && <p class="block-label">Block {i + 1}</p>}
+          <Code code={code} label={blocks.length > 1 ? `Block ${i + 1} of ${blocks.length}, iteration ${step.iteration}` : `Code written in iteration ${step.iteration}`} />
+        </div>
+      ))}
+      {model && blocks.length === 0 && step.reply && <Text text={step.reply} label="Model reply" />}
+      {(step.notes ?? []).map((note, i) => (
+        <p key={i} class="note">
+          <strong>Note to the model:</strong> {note}
+        </p>
+      ))}
+      <CellOutput step={step} />
       {cell?.final != null && (
         <p class="final">
           <strong>Final:</strong> {clip(cell.final, 600)}
         </p>
       )}
       {cell && cell.used_sections.length > 0 && <p class="facts">Sections used: {cell.used_sections.join(", ")}</p>}
-      {(cell?.error || step.error) && <Text tone="error" text={(cell?.error ?? step.error) as string} label="Error" />}
+      {step.error && <Text tone="error" text={step.error} label="Error" />}
       {step.kind === "resume" && answers.length > 0 && <p class="facts">Resumed with {answers.length} answer{answers.length === 1 ? "" : "s"}.</p>}
-      {(step.prompt || (step.code && step.reply)) && (
+      {(step.prompt || (blocks.length > 0 && step.reply)) && (
         <details class="more">
           <summary>Prompt and full reply</summary>
           {step.prompt && <Text text={step.prompt} label="Prompt sent to the model" />}
@@ -70,6 +112,7 @@ function FanOutEntry({ item, stopped }: { item: FanOutItem; stopped: boolean }) 
     <div class="leaf">
       <p>
         {badge} <strong>{item.request.kind}_query</strong> {clip(item.request.question, 160)}
+        {item.request.model && <span class="facts"> · model={item.request.model}</span>}
       </p>
       {item.leaf ? <StepCard step={item.leaf} /> : <p class="facts">{stopped ? "stopped" : "waiting for the model…"}</p>}
     </div>
@@ -113,7 +156,9 @@ export function NodeCard({ node, badge, stopped }: { node: TraceNode; badge?: pr
     <details id={nodeAnchor(meta.instance_id)} class={`node depth-${Math.min(meta.depth, 3)}`} open={meta.depth === 0}>
       <summary>
         {badge} <span class={`state ${state.tone}`}>{state.text}</span> <span class="question">{clip(meta.question, 140)}</span>{" "}
-        <Facts items={[duration, `${calls} model call${calls === 1 ? "" : "s"}`, meta.depth > 0 && chars(meta.context_chars), `depth ${meta.depth}`]} />
+        <Facts
+          items={[duration, `${calls} model call${calls === 1 ? "" : "s"}`, meta.depth > 0 && chars(meta.context_chars), meta.depth > 0 && modelOf(meta.model, meta.requested_model), `depth ${meta.depth}`]}
+        />
       </summary>
       <div class="node-body">
         <p class="facts">
