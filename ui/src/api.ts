@@ -136,8 +136,14 @@ export async function getJson<T>(path: string, init: RequestInit = {}): Promise<
   return body as T;
 }
 
-export function postJson<T>(path: string, body: unknown): Promise<T> {
-  return getJson<T>(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+export function postJson<T>(path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+  return getJson<T>(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+}
+
+/** A fresh key per submission: a retried POST (after a key prompt, say) starts nothing twice. */
+function idempotency(): Record<string, string> {
+  const key = globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  return { "Idempotency-Key": key };
 }
 
 /** A route a deployment may not have yet answers 404 (or 405 where only another method is
@@ -158,7 +164,7 @@ export interface QueryBody extends CorpusSource {
   options?: QueryOptions;
 }
 
-export const startQuery = (body: QueryBody) => postJson<StartedQuery>("/queries", body);
+export const startQuery = (body: QueryBody) => postJson<StartedQuery>("/queries", body, idempotency());
 export const queryStatus = (id: string) => getJson<QueryStatus>(`/queries/${enc(id)}`);
 /** Null until the query has written its first record. */
 export const queryTrace = (id: string) => optional(getJson<TraceNode>(`/queries/${enc(id)}/trace`));
@@ -176,7 +182,7 @@ export interface CompareBody extends QueryBody {
   expected?: string;
 }
 
-export const startCompare = (body: CompareBody) => postJson<{ compare_id: string }>("/compare", body);
+export const startCompare = (body: CompareBody) => postJson<{ compare_id: string }>("/compare", body, idempotency());
 export const compareStatus = (id: string) => getJson<CompareStatus>(`/compare/${enc(id)}`);
 
 export const listBatches = () => optional(getJson<{ batches: BatchListing[] }>("/batches")).then((r) => r?.batches ?? null);
