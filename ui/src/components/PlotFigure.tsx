@@ -4,10 +4,11 @@ import { useEffect, useRef, useState } from "preact/hooks";
  * A chart drawn by Observable Plot, redrawn when its inputs or the space it has change.
  * `draw` gets the width in pixels and returns Plot's element.
  */
-export function PlotFigure({ draw, deps, caption, className }: {
+export function PlotFigure({ draw, deps, caption, title, className }: {
   draw: (width: number) => Element;
   deps: unknown[];
   caption: string;
+  title?: string;
   className?: string;
 }) {
   const holder = useRef<HTMLDivElement>(null);
@@ -29,6 +30,7 @@ export function PlotFigure({ draw, deps, caption, className }: {
 
   return (
     <figure class={className ? `chart ${className}` : "chart"}>
+      {title && <h3 class="chart-title">{title}</h3>}
       <div ref={holder} class="chart-body" />
       <figcaption>{caption}</figcaption>
     </figure>

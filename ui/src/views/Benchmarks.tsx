@@ -70,7 +70,8 @@ function tradeoffChart(points: StrategyPoint[], spendLabel: string, width: numbe
     height: 300,
     marginLeft: 56,
     marginRight: 40,
-    x: { label: spendLabel, grid: true, zero: true },
+    // Room on the right, so the costliest strategy's dot and label are not cut off.
+    x: { label: spendLabel, grid: true, domain: [0, Math.max(...points.map((p) => p.spend), 0) * 1.15 || 1] },
     y: { label: "accuracy", domain: [0, 1], grid: true, tickFormat: "%" },
     color: colorScale(domain),
     marks: [
@@ -125,14 +126,14 @@ function Charts({ summary, rows }: { summary: BatchSummary; rows: BatchRow[] }) 
   return (
     <div class="chart-grid">
       {accuracy.length > 0 ? (
-        <PlotFigure className="chart-accuracy" draw={(w) => measureChart(accuracy, 1, "score (0 to 1)", w)} deps={[summary]} caption="Accuracy and F1 per strategy, over the questions with an expected answer." />
+        <PlotFigure className="chart-accuracy" title="Accuracy and F1" draw={(w) => measureChart(accuracy, 1, "score (0 to 1)", w)} deps={[summary]} caption="Accuracy and F1 per strategy, over the questions with an expected answer." />
       ) : (
         <p class="facts">No question had an expected answer, so there is no accuracy to chart.</p>
       )}
-      {judge.length > 0 && <PlotFigure className="chart-judge" draw={(w) => measureChart(judge, 5, "judge score (1 to 5)", w)} deps={[summary]} caption="The judge model's relevance, groundedness and coherence per strategy." />}
-      <PlotFigure className="chart-latency" draw={(w) => distributionChart(points, (p) => p.latency, "seconds per question", w)} deps={[rows]} caption="Latency of each question per strategy: the box spans the middle half, the dots are questions." />
-      <PlotFigure className="chart-cost" draw={(w) => distributionChart(points, (p) => spendOf(p, costs), spendLabel, w)} deps={[rows]} caption={costs ? "Cost of each question per strategy." : "Tokens of each question per strategy."} />
-      {tradeoff.length > 0 && <PlotFigure className="chart-tradeoff" draw={(w) => tradeoffChart(tradeoff, costs ? "mean cost per question (USD)" : "mean tokens per question", w)} deps={[summary, rows]} caption="Accuracy against what it cost: up and to the left is better." />}
+      {judge.length > 0 && <PlotFigure className="chart-judge" title="Judge scores" draw={(w) => measureChart(judge, 5, "judge score (1 to 5)", w)} deps={[summary]} caption="The judge model's relevance, groundedness and coherence per strategy." />}
+      <PlotFigure className="chart-latency" title="Latency per question" draw={(w) => distributionChart(points, (p) => p.latency, "seconds per question", w)} deps={[rows]} caption="Latency of each question per strategy: the box spans the middle half, the dots are questions." />
+      <PlotFigure className="chart-cost" title={costs ? "Cost per question" : "Tokens per question"} draw={(w) => distributionChart(points, (p) => spendOf(p, costs), spendLabel, w)} deps={[rows]} caption={costs ? "Cost of each question per strategy." : "Tokens of each question per strategy."} />
+      {tradeoff.length > 0 && <PlotFigure className="chart-tradeoff" title={costs ? "Accuracy against cost" : "Accuracy against tokens"} draw={(w) => tradeoffChart(tradeoff, costs ? "mean cost per question (USD)" : "mean tokens per question", w)} deps={[summary, rows]} caption="Accuracy against what it cost: up and to the left is better." />}
     </div>
   );
 }

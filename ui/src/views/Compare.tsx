@@ -102,7 +102,7 @@ function CompareResultView({ result, corpusId }: { result: CompareResult; corpus
           </tbody>
         </table>
       </div>
-      <PlotFigure draw={(w) => latencyChart(strategies, w)} deps={[result]} caption="Latency per strategy for this question." />
+      <PlotFigure title="Latency" draw={(w) => latencyChart(strategies, w)} deps={[result]} caption="Latency per strategy for this question." />
       <div class="strategy-grid">
         {strategies.map((s) => (
           <article key={s.strategy} class="strategy-card" aria-labelledby={`answer-${s.strategy}`}>
