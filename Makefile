@@ -41,6 +41,7 @@ test: setup
 bench: setup
 	$(PY) -m bench.sandbox
 	$(PY) -m bench.durable --quick
+	$(PY) -m bench.ui
 
 clean:
 	rm -rf $(VENV) node_modules ui/node_modules ui/dist test-artifacts .rlm-data .rlm-state

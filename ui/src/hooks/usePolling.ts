@@ -44,12 +44,15 @@ export function usePolling<T>(key: string | null, options: PollOptions<T>): Poll
       clearTimeout(timer);
       const { fetch, done, fingerprint, fastMs = 700, slowMs = 3000 } = latest.current;
       let finished = false;
+      const started = performance.now();
       try {
         const data = await fetch();
         if (stopped) return;
         finished = done(data);
         const print = fingerprint ? fingerprint(data) : JSON.stringify(data);
-        delay = print === last ? Math.min(delay * 1.5, slowMs) : fastMs;
+        // Never poll faster than twice what a round costs: a wide tree's trace is heavy to read.
+        const floor = 2 * (performance.now() - started);
+        delay = Math.max(print === last ? Math.min(delay * 1.5, slowMs) : fastMs, floor);
         last = print;
         setState({ data, error: null, settled: finished });
       } catch (error) {
