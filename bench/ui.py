@@ -73,7 +73,11 @@ async def measure(rounds: int, console: Console) -> None:
     from rlm_activities import services
 
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ |= {"RLM_DATA_DIR": str(Path(tmp) / "data"), "MODEL_PROVIDER": "openai", "MODEL_BASE_URL": "http://127.0.0.1:9"}
+        os.environ |= {
+            "RLM_DATA_DIR": str(Path(tmp) / "data"),
+            "MODEL_PROVIDER": "openai",
+            "MODEL_BASE_URL": "http://127.0.0.1:9",
+        }
         services.reset()
         for width in FAN_OUTS:
             write_tree(services.traces(), f"bench-ui-{width}", width)
