@@ -23,6 +23,12 @@ export interface PollOptions<T> {
   slowMs?: number;
 }
 
+/** Fast while things change, slower while they stay put, and never faster than twice what a
+ * round costs (a wide tree's trace is heavy to read). */
+export function nextDelay(previous: number, changed: boolean, roundMs: number, fastMs: number, slowMs: number): number {
+  return Math.max(changed ? fastMs : Math.min(previous * 1.5, slowMs), 2 * roundMs);
+}
+
 export function usePolling<T>(key: string | null, options: PollOptions<T>): Polled<T> {
   const [state, setState] = useState<Omit<Polled<T>, "refresh">>({ data: null, error: null, settled: false });
   const latest = useRef(options);
@@ -50,9 +56,7 @@ export function usePolling<T>(key: string | null, options: PollOptions<T>): Poll
         if (stopped) return;
         finished = done(data);
         const print = fingerprint ? fingerprint(data) : JSON.stringify(data);
-        // Never poll faster than twice what a round costs: a wide tree's trace is heavy to read.
-        const floor = 2 * (performance.now() - started);
-        delay = Math.max(print === last ? Math.min(delay * 1.5, slowMs) : fastMs, floor);
+        delay = nextDelay(delay, print !== last, performance.now() - started, fastMs, slowMs);
         last = print;
         setState({ data, error: null, settled: finished });
       } catch (error) {
