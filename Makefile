@@ -41,6 +41,7 @@ test: setup
 bench: setup
 	$(PY) -m bench.sandbox
 	$(PY) -m bench.durable --quick
+	$(PY) -m bench.starts
 	$(PY) -m bench.ui
 
 clean:

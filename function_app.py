@@ -8,6 +8,7 @@ from rlm_activities.batch import bp as batch
 from rlm_activities.batch_http import bp as batch_http
 from rlm_activities.batch_queue import bp as batch_queue
 from rlm_activities.http_api import bp as http_api
+from rlm_activities.openapi import bp as openapi
 from rlm_activities.orchestrator import bp as orchestrator
 from rlm_activities.web_ui import bp as web_ui
 
@@ -18,4 +19,5 @@ app.register_functions(http_api)
 app.register_functions(batch)
 app.register_functions(batch_http)
 app.register_functions(batch_queue)
+app.register_functions(openapi)
 app.register_functions(web_ui)

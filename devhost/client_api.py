@@ -178,7 +178,10 @@ def build_app(host: EmbeddedHost) -> web.Application:
     for function in host.index.http:
         handler = http_handler(host, function)
         for path in aiohttp_route(function.route):
-            app.router.add_route("*", path, handler)
+            # One route per method, so functions sharing a route (GET and POST /api/queries)
+            # each get their own requests, as in Azure.
+            for method in function.methods or ("*",):
+                app.router.add_route(method, path, handler)
     return app
 
 

@@ -35,10 +35,12 @@ from rlm_activities.batch_models import (
 )
 from rlm_activities.batch_results import build_row, summarize
 from rlm_activities.orchestrator import ORCHESTRATOR
+from rlm_activities.starts import start_once
+from shared.catalog import Catalog, Outcome, body_digest
 from shared.config import Settings
 from shared.models import QueryRequest
 from shared.payloads import TextRef
-from shared.starting import root_task
+from shared.starting import root_task, store_request_corpus
 from shared.step_models import QUESTION_INLINE
 from shared.storage.base import BlobStore
 
@@ -171,16 +173,23 @@ def write_batch_results(payload: dict) -> dict:
     return summary.model_dump()
 
 
-async def submit_batch(client: df.DurableOrchestrationClient, request: BatchRequest, batch_id: str) -> bool:
-    """Start the batch unless an instance with its id exists (in any state); True if started.
+async def submit_batch(client: df.DurableOrchestrationClient, request: BatchRequest, batch_id: str) -> Outcome:
+    """Start the batch once per batch_id: NEW when this call started it, SAME when that
+    body already started (or is starting) it, CONFLICT when another body did.
 
-    An id seen before is never started again: a redelivered message, or a retried POST,
-    must not run the questions twice. Raises CorpusError for an unknown corpus id.
+    Only the start that wins the claim writes the batch's questions, so a racing body
+    never mixes its questions with another's corpus. Raises CorpusError for an unknown
+    corpus id, before anything is claimed.
     """
+    store, settings = services.store(), services.settings()
+    await asyncio.to_thread(store_request_corpus, request, store)
     instance_id = batch_instance_id(batch_id)
-    status = await client.get_status(instance_id)
-    if status is not None and status.runtime_status is not None:
-        return False
-    task = await asyncio.to_thread(prepare_batch, request, batch_id, services.settings(), services.store())
-    await client.start_new(BATCH_ORCHESTRATOR, instance_id, task.model_dump())
-    return True
+
+    async def start() -> None:
+        task = await asyncio.to_thread(prepare_batch, request, batch_id, settings, store)
+        await client.start_new(BATCH_ORCHESTRATOR, instance_id, task.model_dump())
+
+    fields = {"questions": len(request.questions)}
+    return await start_once(
+        client, Catalog(store), "batches", batch_id, instance_id, digest=body_digest(request), fields=fields, start=start
+    )

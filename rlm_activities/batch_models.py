@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.models import CorpusSource, QueryOptions, Strict, TokenUsage
+from shared.models import NOT_BLANK, CorpusSource, NonBlank, QueryOptions, Strict, TokenUsage
 from shared.payloads import TextRef
 from shared.step_models import RlmTask
 
@@ -22,6 +22,7 @@ BATCH_POISON_QUEUE = BATCH_QUEUE + "-poison"
 # Query instance ids are "batch-{batch_id}-{n}" and must stay within ROOT_INSTANCE_ID's 64.
 BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,47}$"
 MAX_QUESTIONS = 1000
+QUESTION_CHARS = 20_000
 QUESTIONS_PAGE = 50
 
 
@@ -48,15 +49,26 @@ def summary_key(batch_id: str) -> str:
 
 class BatchQuestion(Strict):
     id: str | None = Field(None, min_length=1, max_length=200)
-    question: str = Field(min_length=1, max_length=20_000)
-    expected: str | None = Field(None, max_length=20_000)
+    question: NonBlank = Field(max_length=QUESTION_CHARS)
+    expected: str | None = Field(None, max_length=QUESTION_CHARS)
+
+
+def _questions_or_strings(schema: dict[str, Any]) -> None:
+    """A plain string is a question too, as `_plain_strings_are_questions` reads it."""
+    text = {"type": "string", "pattern": NOT_BLANK.pattern, "maxLength": QUESTION_CHARS}
+    schema["items"] = {"anyOf": [text, schema["items"]]}
 
 
 class BatchRequest(CorpusSource):
     """A batch: one corpus (exactly one source), questions, and options for every query."""
 
     batch_id: str | None = Field(None, pattern=BATCH_ID)
-    questions: list[BatchQuestion] = Field(min_length=1, max_length=MAX_QUESTIONS)
+    questions: list[BatchQuestion] = Field(
+        min_length=1,
+        max_length=MAX_QUESTIONS,
+        description="questions as objects or plain strings; ids must be unique",
+        json_schema_extra=_questions_or_strings,
+    )
     options: QueryOptions = Field(default_factory=QueryOptions)
     concurrency: int | None = Field(None, ge=1, le=64)
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import ValidationError
 
 from rlm_activities.batch import submit_batch
 from rlm_activities.batch_models import BATCH_POISON_QUEUE, BATCH_QUEUE, BatchRequest
+from rlm_activities.inputs import InvalidInput, NotJson, load_json, validate_as
+from shared.catalog import Outcome
 from shared.corpus import CorpusError
 
 bp = df.Blueprint()
@@ -38,15 +39,17 @@ class Rejected(Exception):
 
 
 def parse_message(body: bytes) -> BatchRequest:
+    """The message as a batch request, read as strictly as an HTTP body."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Rejected("the message is not JSON", str(exc)) from None
+        data = load_json(body)
+    except NotJson as exc:
+        raise Rejected("the message is not JSON", exc.details) from None
+    except InvalidInput as exc:
+        raise Rejected(str(exc), exc.details) from None
     try:
-        return BatchRequest.model_validate(data)
-    except ValidationError as exc:
-        details = [f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}" for e in exc.errors()]
-        raise Rejected("the message is not a valid batch request", details) from None
+        return validate_as(data, BatchRequest, "batch request")
+    except InvalidInput as exc:
+        raise Rejected("the message is not a valid batch request", exc.details) from None
 
 
 def poison_body(message: func.QueueMessage, reason: str, details: Any) -> str:
@@ -66,19 +69,25 @@ def poison_body(message: func.QueueMessage, reason: str, details: Any) -> str:
 @bp.queue_output(arg_name="poison", queue_name=BATCH_POISON_QUEUE, connection=STORAGE)
 @bp.durable_client_input(client_name="client")
 async def batch_from_queue(message: func.QueueMessage, poison: func.Out[str], client: df.DurableOrchestrationClient) -> None:
-    """Start the batch a message describes; a message without batch_id gets one from its content."""
+    """Start the batch a message describes; a message without batch_id gets one from its content.
+
+    A redelivered message finds its batch claimed with the same body and changes nothing;
+    a message reusing a batch_id with another body is refused to the poison queue.
+    """
     try:
         request = parse_message(message.get_body())
         batch_id = request.batch_id or request.content_id()
         try:
-            started = await submit_batch(client, request, batch_id)
+            outcome = await submit_batch(client, request, batch_id)
         except CorpusError as exc:
             raise Rejected(str(exc)) from None
+        if outcome is Outcome.CONFLICT:
+            raise Rejected(f"batch {batch_id} was started with another body; use a new batch_id to run this one")
     except Rejected as exc:
         log.warning("Batch message %s rejected: %s", message.id, exc)
         poison.set(poison_body(message, str(exc), exc.details))
         return
-    if started:
+    if outcome is Outcome.NEW:
         log.info("Batch %s started from message %s", batch_id, message.id)
     else:
-        log.info("Batch %s already exists; message %s changes nothing", batch_id, message.id)
+        log.info("Batch %s already started with this body; message %s changes nothing", batch_id, message.id)

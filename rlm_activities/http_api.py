@@ -1,5 +1,5 @@
-"""HTTP triggers users touch: start a query, read its status, result and trace, cancel
-it, upload a corpus. Bad input gets a 4xx with a JSON body saying what is wrong."""
+"""HTTP triggers users touch: start, list and read queries, their results and traces,
+cancel one; store, list and read corpora. Bad input gets a 4xx with a JSON body."""
 
 from __future__ import annotations
 
@@ -8,60 +8,172 @@ import uuid
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from rlm_activities import services
-from rlm_activities.http_io import BadRequest, error_response, instance_summary, json_response, parse_body
+from rlm_activities.api_models import (
+    CancelAccepted,
+    CorpusList,
+    CorpusStored,
+    CorpusSummary,
+    QueryList,
+    QueryStatus,
+    QuerySummary,
+    SectionText,
+)
+from rlm_activities.http_io import (
+    ApiError,
+    NotFound,
+    error_response,
+    idempotency_key,
+    instance_summary,
+    json_response,
+    listed,
+    parse_body,
+    path_id,
+)
 from rlm_activities.orchestrator import ORCHESTRATOR
+from rlm_activities.starts import admit, exists, key_id, start_once
 from rlm_activities.web_ui import trace_page
-from shared.corpus import CorpusError, load_index, render_documents, save_corpus
-from shared.models import Document, QueryRequest
-from shared.starting import root_task
+from shared.admission import Slots
+from shared.catalog import Catalog, Outcome, body_digest, listing_text
+from shared.corpus import CorpusError, render_documents, save_corpus, section_text
+from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict, exactly_one_of
+from shared.starting import register_corpus, root_task
+from shared.step_models import INSTANCE_ID
 from shared.trace import trace_tree
 
 bp = df.Blueprint()
 
+RETRY_AFTER_SECONDS = 5
 
-class CorpusUpload(BaseModel):
-    """A corpus to store once and query many times by id."""
+
+class CorpusUpload(Strict):
+    """A corpus to store once and query many times by id: `text` or `documents`."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("documents", "text"))
 
     documents: list[Document] | None = Field(None, min_length=1)
-    text: str | None = Field(None, min_length=1)
+    text: NonBlank | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CorpusUpload:
+        if (self.documents is None) == (self.text is None):
+            raise ValueError("give exactly one of 'documents' or 'text'")
+        return self
 
 
 @bp.route(route="queries", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def start_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Start a query: 202 with the Durable status-query links."""
+    """Start a query: 202 with the Durable links; with an Idempotency-Key, once per key."""
     try:
-        request = parse_body(req, QueryRequest, "query request")
-    except BadRequest as exc:
+        return await _start_query(req, client)
+    except ApiError as exc:
         return exc.response()
-    instance_id = uuid.uuid4().hex
+
+
+async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    request = parse_body(req, QueryRequest, "query request")
+    key = idempotency_key(req)
+    instance_id = key_id(key) if key else uuid.uuid4().hex
+    digest = body_digest(request)
+    catalog = Catalog(services.store())
+    if key and (earlier := await asyncio.to_thread(catalog.get, "queries", instance_id)) is not None:
+        if earlier.digest != digest:
+            return _key_conflict(req, client, instance_id)
+        if await exists(client, instance_id):
+            return _links_response(req, client, instance_id, 200)
     try:
         task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store())
     except CorpusError as exc:
-        return error_response(404, str(exc))
-    await client.start_new(ORCHESTRATOR, instance_id, task.model_dump())
-    return client.create_check_status_response(req, instance_id)
+        raise NotFound(str(exc)) from None
+    slots = Slots(services.store(), services.settings().max_running_queries)
+    ticket = await admit(client, slots, instance_id)
+    if ticket is None:
+        raise ApiError(
+            f"{slots.limit} queries are running, as many as this service runs at once; retry in a few seconds",
+            {"limit": slots.limit, "retry_after_seconds": RETRY_AFTER_SECONDS},
+            status=429,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    async def start() -> None:
+        await client.start_new(ORCHESTRATOR, instance_id, task.model_dump())
+
+    fields = {"question": listing_text(request.question)}
+    outcome = Outcome.CONFLICT
+    try:
+        outcome = await start_once(
+            client, catalog, "queries", instance_id, instance_id, digest=digest, fields=fields, start=start
+        )
+    finally:
+        if outcome is not Outcome.NEW:  # a repeat, a conflict or a failed start holds no slot
+            await asyncio.to_thread(slots.release, ticket)
+    if outcome is Outcome.CONFLICT:
+        return _key_conflict(req, client, instance_id)
+    return _links_response(req, client, instance_id, 202 if outcome is Outcome.NEW else 200)
+
+
+def _links_response(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str, status: int
+) -> func.HttpResponse:
+    links = client.get_client_response_links(req, instance_id)
+    return json_response(links, status, {"Location": links["statusQueryGetUri"]})
+
+
+def _key_conflict(req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str) -> func.HttpResponse:
+    links = client.get_client_response_links(req, instance_id)
+    message = "this Idempotency-Key started a query with another body; use a new key for a new query"
+    return error_response(409, message, {"id": instance_id, "statusQueryGetUri": links["statusQueryGetUri"]})
+
+
+@bp.route(route="queries", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def list_queries(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The newest queries started over HTTP, newest first, with their status."""
+    try:
+        entries = await listed(req, "queries")
+    except ApiError as exc:
+        return exc.response()
+    statuses = await asyncio.gather(*(client.get_status(e.id) for e in entries))
+    queries = [
+        QuerySummary(instance_id=e.id, status=_state(s), question=e.fields.get("question", ""), created=e.created)
+        for e, s in zip(entries, statuses, strict=True)
+    ]
+    return json_response(QueryList(queries=queries))
+
+
+def _state(status: df.DurableOrchestrationStatus | None) -> str:
+    """A listed instance not created yet is still being started."""
+    return status.runtime_status.value if status is not None and status.runtime_status is not None else "Pending"
 
 
 @bp.route(route="queries/{instance_id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def get_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Progress while running; the result (or the error) when done."""
-    instance_id = req.route_params.get("instance_id", "")
-    summary = await instance_summary(client, instance_id, "result")
+    try:
+        instance_id = path_id(req, "instance_id", INSTANCE_ID, "query id")
+    except ApiError as exc:
+        return exc.response()
+    summary = await instance_summary(client, instance_id, "result", ORCHESTRATOR)
     if summary is None:
         return error_response(404, f"no query with id {instance_id}")
-    return json_response({"instance_id": instance_id} | summary)
+    return json_response(QueryStatus.model_validate({"instance_id": instance_id} | summary))
 
 
 @bp.route(route="queries/{instance_id}/trace", methods=["GET"])
 async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
     """The recursion tree with every step as JSON; `?format=html` is the web UI's trace view."""
-    instance_id = req.route_params.get("instance_id", "")
-    if req.params.get("format") == "html":
+    try:
+        instance_id = path_id(req, "instance_id", INSTANCE_ID, "query id")
+        view = req.params.get("format", "json")
+        if view not in ("json", "html"):
+            raise ApiError("format must be json or html", [{"field": "format", "problem": "one of json, html"}])
+    except ApiError as exc:
+        return exc.response()
+    if view == "html":
         return func.HttpResponse(status_code=302, headers={"Location": trace_page(instance_id)})
     tree = await asyncio.to_thread(trace_tree, services.traces(), instance_id)
     if tree is None:
@@ -72,9 +184,12 @@ async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="queries/{instance_id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    instance_id = req.route_params.get("instance_id", "")
+    try:
+        instance_id = path_id(req, "instance_id", INSTANCE_ID, "query id")
+    except ApiError as exc:
+        return exc.response()
     status = await client.get_status(instance_id)
-    if status is None or status.runtime_status is None:
+    if status is None or status.runtime_status is None or status.name != ORCHESTRATOR:
         return error_response(404, f"no query with id {instance_id}")
     if status.runtime_status.value not in ("Running", "Pending"):
         return error_response(409, f"query {instance_id} is {status.runtime_status.value}, not running")
@@ -84,7 +199,7 @@ async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
     metas = await asyncio.to_thread(services.traces().metas, instance_id)
     children = [m.instance_id for m in metas if m.instance_id != instance_id]
     await asyncio.gather(*(client.terminate(child, f"query {instance_id} was cancelled") for child in children))
-    return json_response({"instance_id": instance_id, "status": "Terminating", "sub_queries": len(children)}, status=202)
+    return json_response(CancelAccepted(instance_id=instance_id, sub_queries=len(children)), status=202)
 
 
 @bp.route(route="corpora", methods=["POST"])
@@ -92,20 +207,50 @@ async def upload_corpus(req: func.HttpRequest) -> func.HttpResponse:
     """Store a corpus (plain text body, or JSON {documents} / {text}) and return its id."""
     try:
         if (req.headers.get("content-type") or "").startswith("text/"):
-            text, documents = req.get_body().decode("utf-8"), None
+            try:
+                upload = CorpusUpload.model_validate({"text": (req.get_body() or b"").decode("utf-8")})
+            except UnicodeDecodeError:
+                raise ApiError("a text corpus must be UTF-8") from None
+            except ValueError:
+                raise ApiError("the corpus is empty") from None
         else:
             upload = parse_body(req, CorpusUpload, "corpus")
-            if (upload.documents is None) == (upload.text is None):
-                raise BadRequest("give exactly one of 'documents' or 'text'")
-            documents = upload.documents
-            text = render_documents(documents) if documents else upload.text or ""
-    except BadRequest as exc:
+    except ApiError as exc:
         return exc.response()
-    except UnicodeDecodeError:
-        return error_response(400, "a text corpus must be UTF-8")
-    if not text.strip():
-        return error_response(400, "the corpus is empty")
+    documents = upload.documents
+    text = render_documents(documents) if documents else upload.text or ""
     store = services.store()
     corpus_id = await asyncio.to_thread(save_corpus, store, text, documents)
-    index = await asyncio.to_thread(load_index, store, corpus_id)
-    return json_response({"corpus_id": corpus_id, "chars": index.chars, "sections": len(index.sections)}, status=201)
+    index = await asyncio.to_thread(register_corpus, store, corpus_id)
+    return json_response(CorpusStored(corpus_id=corpus_id, chars=index.chars, sections=len(index.sections)), status=201)
+
+
+@bp.route(route="corpora", methods=["GET"])
+async def list_corpora(req: func.HttpRequest) -> func.HttpResponse:
+    """Stored corpora, newest first."""
+    try:
+        entries = await listed(req, "corpora")
+    except ApiError as exc:
+        return exc.response()
+    corpora = [CorpusSummary(corpus_id=e.id, created=e.created, **e.fields) for e in entries]
+    return json_response(CorpusList(corpora=corpora))
+
+
+@bp.route(route="corpora/{corpus_id}/sections", methods=["GET"])
+async def get_section(req: func.HttpRequest) -> func.HttpResponse:
+    """One section of a stored corpus by title: the text a source citation points at."""
+    try:
+        corpus_id = path_id(req, "corpus_id", SHA256_HEX, "corpus id")
+        title = req.params.get("title")
+        if not title:
+            raise ApiError("give the section's title", [{"field": "title", "problem": "required"}])
+    except ApiError as exc:
+        return exc.response()
+    store = services.store()
+    try:
+        text = await asyncio.to_thread(section_text, store, corpus_id, title)
+    except CorpusError as exc:
+        return error_response(404, str(exc))
+    if text is None:
+        return error_response(404, f"corpus {corpus_id} has no section titled {title!r}")
+    return json_response(SectionText(corpus_id=corpus_id, title=title, text=text))

@@ -1,62 +1,115 @@
-"""Reading request bodies and writing JSON responses, the same way on every route:
-bad input is a 4xx whose JSON body says what is wrong, never a 500."""
+"""Reading requests and writing JSON responses, the same way on every route: bad input is
+a 4xx whose JSON body says what is wrong, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from typing import Any, TypeVar
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+
+from rlm_activities import services
+from rlm_activities.api_models import ErrorBody
+from rlm_activities.inputs import InvalidInput, parse_json_as
+from shared.catalog import Catalog, Entry, Kind
 
 Model = TypeVar("Model", bound=BaseModel)
+# What Idempotency-Key may hold: visible ASCII, as an HTTP header value can carry it.
+IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
+LIST_DEFAULT, LIST_MAX = 20, 100
 
 
-class BadRequest(Exception):
-    """Input the caller must fix; becomes a 400 with the details."""
+class ApiError(Exception):
+    """A request the caller must change; becomes a JSON error response with this status."""
 
-    def __init__(self, message: str, details: Any = None) -> None:
+    status = 400
+
+    def __init__(self, message: str, details: Any = None, *, status: int | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.details = details
+        self.headers = headers or {}
+        if status is not None:
+            self.status = status
 
     def response(self) -> func.HttpResponse:
-        return error_response(400, str(self), self.details)
+        return error_response(self.status, str(self), self.details, self.headers)
 
 
-def error_response(status: int, message: str, details: Any = None) -> func.HttpResponse:
-    body = {"error": message} | ({"details": details} if details is not None else {})
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+class BadRequest(ApiError):
+    """Input the caller must fix: 400, or 413 for a body too large to read."""
+
+    status = 400
 
 
-def json_response(body: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
+class NotFound(ApiError):
+    status = 404
 
 
-def json_body(req: func.HttpRequest) -> Any:
-    try:
-        return json.loads(req.get_body() or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("the body is not valid JSON", str(exc)) from None
+def error_response(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return json_response(ErrorBody(error=message, details=details), status, headers)
+
+
+def json_response(body: BaseModel | Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    text = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body, default=str)
+    return func.HttpResponse(text, status_code=status, mimetype="application/json", headers=headers)
 
 
 def parse_body(req: func.HttpRequest, model: type[Model], what: str) -> Model:
-    """The body validated as `model`; BadRequest names each field that is wrong."""
+    """The body as strict JSON validated as `model`; BadRequest says what is wrong."""
     try:
-        return model.model_validate(json_body(req))
-    except ValidationError as exc:
-        raise BadRequest(f"invalid {what}", validation_details(exc)) from None
+        return parse_json_as(req.get_body() or b"", model, what)
+    except InvalidInput as exc:
+        raise BadRequest(str(exc), exc.details, status=exc.status) from None
 
 
-def validation_details(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(map(str, e["loc"])) or "(body)", "problem": e["msg"]} for e in exc.errors()]
+def path_id(req: func.HttpRequest, name: str, pattern: str, what: str) -> str:
+    """A route parameter checked against the pattern ids of its kind follow.
+
+    Route values arrive decoded, so `%2F` or `..` show up here and are refused before
+    they can reach a storage key or a Durable call.
+    """
+    value = req.route_params.get(name, "")
+    if not re.fullmatch(pattern, value):
+        raise BadRequest(f"{value!r} is not a valid {what}", [{"field": name, "problem": f"must match {pattern}"}])
+    return value
 
 
-async def instance_summary(client: df.DurableOrchestrationClient, instance_id: str, output_key: str) -> dict[str, Any] | None:
-    """Status and progress of an instance, with its output under `output_key` once it
-    completed (or its error once it failed); None when there is no such instance."""
+def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = req.params.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not low <= int(raw) <= high:
+        raise BadRequest(f"invalid {name}", [{"field": name, "problem": f"must be an integer from {low} to {high}"}])
+    return int(raw)
+
+
+async def listed(req: func.HttpRequest, kind: Kind) -> list[Entry]:
+    """The newest catalog records a listing route shows: `?limit=` of them, newest first."""
+    limit = query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX)
+    return await asyncio.to_thread(Catalog(services.store()).recent, kind, limit)
+
+
+def idempotency_key(req: func.HttpRequest) -> str | None:
+    key = req.headers.get("idempotency-key")
+    if key is not None and not re.fullmatch(IDEMPOTENCY_KEY, key):
+        raise BadRequest(
+            "invalid Idempotency-Key", [{"field": "Idempotency-Key", "problem": "1 to 200 visible ASCII characters"}]
+        )
+    return key
+
+
+async def instance_summary(
+    client: df.DurableOrchestrationClient, instance_id: str, output_key: str, orchestrator: str | None = None
+) -> dict[str, Any] | None:
+    """Status and progress of an instance (of `orchestrator`, when given), with its output
+    under `output_key` once it completed (or its error once it failed); None when there is
+    no such instance."""
     status = await client.get_status(instance_id)
-    if status is None or status.runtime_status is None:
+    if status is None or status.runtime_status is None or orchestrator not in (None, status.name):
         return None
     state = status.runtime_status.value
     summary: dict[str, Any] = {"status": state, "progress": status.custom_status}

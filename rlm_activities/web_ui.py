@@ -126,13 +126,13 @@ def _error(status: int, message: str) -> func.HttpResponse:
 site = StaticSite(DIST)
 
 
-@bp.route(route="ui/{*path}", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="ui/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def web_ui(req: func.HttpRequest) -> func.HttpResponse:
     """The app's files, and index.html for its client-side routes (/api/ui/trace/{id}, ...)."""
     return site.response(req.route_params.get("path") or "", {k.lower(): v for k, v in req.headers.items()})
 
 
-@bp.route(route="ui", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="ui", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def web_ui_root(req: func.HttpRequest) -> func.HttpResponse:
     """/api/ui without the slash: send the browser to /api/ui/ so relative routes resolve."""
     return func.HttpResponse(status_code=308, headers={"Location": UI_ROOT})

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Batches.
     batch_concurrency: int = Field(4, ge=1, le=64, alias="RLM_BATCH_CONCURRENCY")
 
+    # HTTP API: root queries started over HTTP and running at once, across the app; more
+    # get 429 with Retry-After. A batch's queries are bounded by its own concurrency.
+    max_running_queries: int = Field(16, ge=1, le=10_000, alias="RLM_MAX_RUNNING_QUERIES")
+
     @field_validator("allowed_models", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:

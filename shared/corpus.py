@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -57,8 +59,21 @@ def load_corpus_path(path: Path) -> tuple[str, list[Document] | None]:
 
 
 def _read_text(path: Path) -> str:
+    """UTF-8 text, a leading byte-order mark dropped; only regular files are read.
+
+    The file is opened without blocking and checked before reading, so a FIFO (whose
+    read would wait for a writer forever) or a device is refused at once.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise CorpusError(f"{path} cannot be read: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CorpusError(f"{path} is not a regular file (a FIFO, socket or device); give a text file or a folder")
+        data = handle.read()
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
@@ -98,3 +113,24 @@ def load_index(store: BlobStore, corpus_id: str) -> CorpusIndex:
         return CorpusIndex.model_validate_json(store.get_bytes(store.containers.corpora, index_key(corpus_id)))
     except BlobNotFound:
         raise CorpusError(f"no stored corpus with id {corpus_id}") from None
+
+
+def section_text(store: BlobStore, corpus_id: str, title: str) -> str | None:
+    """The text of the first section titled `title`, None if the corpus has none.
+
+    A section runs to the next header that is one of the corpus's own sections, so a
+    document whose content holds a `## ` line is returned whole. Raises CorpusError for
+    an unknown corpus.
+    """
+    index = load_index(store, corpus_id)
+    if title not in index.sections:
+        return None
+    text = store.local_path(store.containers.corpora, corpus_id).read_text(encoding="utf-8")
+    headers = SECTION_HEADER.finditer(text)
+    for header in headers:
+        if header.group(1) == title:
+            line_end = text.find("\n", header.start())
+            start = len(text) if line_end < 0 else line_end + 1
+            end = next((h.start() for h in headers if h.group(1) in index.sections), len(text))
+            return text[start:end].rstrip("\n")
+    return None

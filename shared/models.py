@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.payloads import TextRef
 
@@ -15,9 +16,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+NOT_BLANK = re.compile(r"\S")
+
+
+def _not_blank(value: str) -> str:
+    if not NOT_BLANK.search(value):
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+# Text that must say something: a question, a corpus, a title. The JSON schema carries
+# the same rule as a pattern, so clients and fuzzers know it too.
+NonBlank = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"pattern": NOT_BLANK.pattern})]
+
+
 class Document(Strict):
     id: str | None = Field(None, max_length=512)
-    title: str = Field(min_length=1, max_length=1000)
+    title: NonBlank = Field(max_length=1000)
     content: str
 
 
@@ -32,10 +47,17 @@ class QueryOptions(Strict):
     sub_model: str | None = Field(None, min_length=1, max_length=200)
 
 
+def exactly_one_of(*names: str) -> dict[str, Any]:
+    """The JSON schema of "exactly one of these fields is given and not null"."""
+    return {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]}
+
+
 class CorpusSource(Strict):
     """Exactly one way of naming a corpus: inline text, documents, or a stored corpus id."""
 
-    corpus: str | None = Field(None, min_length=1)
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("corpus", "documents", "corpus_id"))
+
+    corpus: NonBlank | None = None
     documents: list[Document] | None = Field(None, min_length=1)
     corpus_id: str | None = Field(None, pattern=SHA256_HEX)
 
@@ -53,7 +75,7 @@ class CorpusSource(Strict):
 class QueryRequest(CorpusSource):
     """What a user sends to start a query: a question and exactly one corpus source."""
 
-    question: str = Field(min_length=1, max_length=20_000)
+    question: NonBlank = Field(max_length=20_000)
     options: QueryOptions = Field(default_factory=QueryOptions)
 
 

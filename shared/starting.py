@@ -6,8 +6,9 @@ bounded and defaulted in one place and the corpus is always stored before the st
 
 from __future__ import annotations
 
+from shared.catalog import Catalog
 from shared.config import Settings
-from shared.corpus import load_index, render_documents, save_corpus
+from shared.corpus import CorpusIndex, load_index, render_documents, save_corpus
 from shared.models import CorpusSource, QueryRequest
 from shared.payloads import TextRef
 from shared.step_models import QUESTION_INLINE, RlmTask
@@ -15,13 +16,29 @@ from shared.storage.base import BlobStore
 
 
 def store_request_corpus(request: CorpusSource, store: BlobStore) -> str:
-    """The request's corpus id, storing inline text or documents first."""
+    """The request's corpus id, storing inline text or documents first.
+
+    Raises CorpusError for an unknown corpus id.
+    """
     if request.corpus_id is not None:
-        load_index(store, request.corpus_id)
-        return request.corpus_id
-    if request.documents is not None:
-        return save_corpus(store, render_documents(request.documents), request.documents)
-    return save_corpus(store, request.corpus or "")
+        corpus_id = request.corpus_id
+    elif request.documents is not None:
+        corpus_id = save_corpus(store, render_documents(request.documents), request.documents)
+    else:
+        corpus_id = save_corpus(store, request.corpus or "")
+    register_corpus(store, corpus_id)
+    return corpus_id
+
+
+def register_corpus(store: BlobStore, corpus_id: str) -> CorpusIndex:
+    """List a corpus users gave in the catalog, once (sub-contexts code makes are not listed).
+
+    Raises CorpusError for an unknown corpus id.
+    """
+    index = load_index(store, corpus_id)
+    fields = {"chars": index.chars, "sections": len(index.sections)}
+    Catalog(store).claim("corpora", corpus_id, digest=None, fields=fields)
+    return index
 
 
 def root_task(request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore) -> RlmTask:

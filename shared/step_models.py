@@ -15,6 +15,8 @@ from shared.payloads import TextRef
 # Root ids become sandbox session identifiers and blob key parts; children append
 # "-{iteration}-{k}" per level, so roots stay well under the 128 characters ACA allows.
 ROOT_INSTANCE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,63}$"
+# Any instance of a tree, a root or a sub-query: the same alphabet, within ACA's 128.
+INSTANCE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,127}$"
 # The task rides in every step's input (and so twice in history per step): longer
 # questions travel by reference.
 QUESTION_INLINE = 500

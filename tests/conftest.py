@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shared.config import Settings, get_settings
+from shared.storage import BlobStore, Containers, FileStore
+from shared.storage.blob import AzureBlobStore
 from tests.support.azurite import Azurite
 from tests.support.model_server import ModelServer
 
@@ -48,6 +51,18 @@ def azurite() -> Iterator[str]:
     """A connection string to a real Azurite (blob + queue) shared by the whole run."""
     with Azurite() as emulator:
         yield emulator.connection_string
+
+
+@pytest.fixture(params=["filesystem", "azurite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    """Each test gets fresh containers, so tests sharing one Azurite never see each other's blobs."""
+    suffix = uuid.uuid4().hex[:8]
+    containers = Containers(*(f"{name}-{suffix}" for name in ("corpora", "traces", "payloads", "results")))
+    if request.param == "filesystem":
+        yield FileStore(tmp_path / "data", containers)
+    else:
+        connection_string = request.getfixturevalue("azurite")
+        yield AzureBlobStore.from_connection_string(connection_string, containers, cache_dir=tmp_path / "cache")
 
 
 @pytest.fixture

@@ -164,8 +164,7 @@ def test_bad_messages_go_to_poison_with_a_reason_and_start_nothing(rlm_env: Path
     assert by_message[bad["not json"]]["reason"] == "the message is not JSON"
     invalid = by_message[bad["invalid"]]
     assert invalid["reason"] == "the message is not a valid batch request"
-    assert any(d.startswith("questions:") for d in invalid["details"])
-    assert any(d.startswith("options.max_depth:") for d in invalid["details"])
+    assert {d["field"] for d in invalid["details"]} >= {"questions", "options.max_depth"}
     assert by_message[bad["unknown corpus"]]["reason"] == f"no stored corpus with id {'0' * 64}"
     assert left == [] and instances == [] and not model_server.calls
 
@@ -188,6 +187,103 @@ def test_same_batch_id_delivered_twice_runs_once(rlm_env: Path, model_server: Mo
     assert again.created_time == first.created_time and again.output == first.output
     assert instances == ["batch-twice", "batch-twice-1"]
     assert len(model_server.calls) == 1
+
+
+def raced_bodies(batch_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two bodies under one batch_id whose answers tell which corpus and questions ran."""
+    warm = {"batch_id": batch_id, "corpus": "## Alpha log\nLowest temperature: 30 C", "questions": ["Coldest reading at Alpha?"]}
+    cold = {
+        "batch_id": batch_id,
+        "corpus": "## Alpha log\nLowest temperature: -40 C\n\n## Bravo log\nLowest temperature: -41 C",
+        "questions": ["Coldest reading at Alpha?", "Coldest reading at Bravo?"],
+    }
+    return warm, cold
+
+
+WINNER_ANSWERS = {"warm": ["Alpha recorded 30 C"], "cold": ["Alpha recorded -40 C", "Bravo recorded -41 C"]}
+
+
+def test_twenty_concurrent_posts_of_one_batch_id_start_it_once_on_the_right_corpus(rlm_env: Path, model_server: ModelServer) -> None:
+    model_server.set_script(answer_from_sandbox)
+    warm, cold = raced_bodies("raced")
+    bodies = [warm if n % 2 else cold for n in range(20)]
+
+    async def body(host):
+        server, origin = await serving(host)
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                async def post(data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+                    async with session.post(f"{origin}/api/batches", json=data) as r:
+                        return r.status, await r.json()
+
+                replies = await asyncio.gather(*(post(b) for b in bodies))
+        finally:
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+        return replies, await batch_done(host, "raced"), [i.instance_id for i in await host.list_instances()]
+
+    replies, status, instances = with_host(rlm_env, body)
+    codes = [code for code, _ in replies]
+    assert codes.count(202) == 1, codes
+    winner = bodies[codes.index(202)]
+    started = replies[codes.index(202)][1]
+    for sent, (code, reply) in zip(bodies, replies, strict=True):
+        if sent is winner:
+            assert code in (200, 202) and reply == started
+        else:
+            assert code == 409 and "another body" in reply["error"] and reply["details"]["status_url"] == started["status_url"]
+    assert status.runtime_status == "Completed"
+    rows, summary = read_results("raced")
+    assert [r["answer"] for r in rows] == WINNER_ANSWERS["warm" if winner is warm else "cold"]
+    assert len(model_server.calls) == len(winner["questions"]) == summary["count"]
+    assert sorted(instances) == ["batch-raced"] + [f"batch-raced-{n + 1}" for n in range(len(winner["questions"]))]
+
+
+def test_redelivered_and_conflicting_queue_messages_start_the_batch_once(rlm_env: Path, model_server: ModelServer) -> None:
+    model_server.set_script(answer_from_sandbox)
+    warm, cold = raced_bodies("queued")
+    messages = [json.dumps(warm if n % 2 else cold) for n in range(20)]
+
+    async def body(host):
+        for text in messages:  # the pump delivers them all at once
+            host.enqueue("rlm-batch", text)
+        status = await batch_done(host, "queued")
+        await until(lambda: host.queue_messages("rlm-batch") == [])
+        poison = [json.loads(p) for p in host.queue_messages("rlm-batch-poison")]
+        return status, poison, [i.instance_id for i in await host.list_instances()]
+
+    status, poison, instances = with_host(rlm_env, body)
+    assert status.runtime_status == "Completed"
+    rows, _ = read_results("queued")
+    answers = [r["answer"] for r in rows]
+    winner = "warm" if answers == WINNER_ANSWERS["warm"] else "cold"
+    assert answers == WINNER_ANSWERS[winner]
+    loser = json.dumps(cold if winner == "warm" else warm)
+    assert [p["message"] for p in poison] == [loser] * 10
+    assert all("started with another body" in p["reason"] for p in poison)
+    assert len(model_server.calls) == len(rows)
+    assert len(instances) == 1 + len(rows)
+
+
+def test_a_claim_left_by_a_start_that_died_is_taken_over_by_its_redelivery(rlm_env: Path, model_server: ModelServer) -> None:
+    from datetime import UTC, datetime
+
+    from rlm_activities.batch_models import BatchRequest
+    from shared.catalog import START_GRACE, Catalog, body_digest
+
+    model_server.set_script(answer_from_sandbox)
+    warm, _ = raced_bodies("orphan")
+    died_at = datetime.now(UTC) - START_GRACE * 2  # claimed, then the process was killed before the start
+    Catalog(services.store()).claim("batches", "orphan", digest=body_digest(BatchRequest.model_validate(warm)), fields={}, now=died_at)
+
+    async def body(host):
+        host.enqueue("rlm-batch", json.dumps(warm))
+        return await batch_done(host, "orphan"), host.queue_messages("rlm-batch-poison")
+
+    status, poison = with_host(rlm_env, body)
+    assert status.runtime_status == "Completed" and poison == []
+    assert [r["answer"] for r in read_results("orphan")[0]] == WINNER_ANSWERS["warm"]
 
 
 async def serving(host) -> tuple[asyncio.Task[None], str]:
@@ -245,7 +341,7 @@ def test_http_submits_a_batch_reads_status_and_rows_and_rejects_bad_bodies(rlm_e
     code, content_type, text = replies["rows"]
     assert code == 200 and content_type.startswith("application/x-ndjson")
     assert [json.loads(line)["answer"] for line in text.splitlines()] == ["Delta recorded -12 C", "Alpha recorded -5 C"]
-    assert replies["again"][0] == 409 and replies["missing"][0] == 404
+    assert replies["again"] == (200, started) and replies["missing"][0] == 404
 
 
 def test_cli_batch_prints_the_summary(tmp_path: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch) -> None:

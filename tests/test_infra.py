@@ -43,6 +43,7 @@ OPTIONAL_IN_AZURE: dict[str, str] = {
     "RLM_STORAGE_CONNECTION_STRING": "keyless in Azure: RLM_STORAGE_ACCOUNT_URL + managed identity",
     "RLM_DATA_DIR": "filesystem store only; Azure uses Blob Storage",
     "RLM_BATCH_CONCURRENCY": "default kept, operators tune it per app",
+    "RLM_MAX_RUNNING_QUERIES": "default kept; operators raise it with the session pool and model quota",
     "RLM_MAX_PARALLEL_SUBQUERIES": "default kept; the session pool's maxConcurrentSessions is the real cap in Azure",
     "RLM_ALLOWED_MODELS": "none by default: code may name only the deployed ROOT_MODEL and SUB_MODEL",
 }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,6 @@ from azure.storage.blob import BlobServiceClient
 from shared.config import Settings
 from shared.storage import BlobNotFound, BlobStore, Containers, FileStore, corpus_key, make_store
 from shared.storage.blob import AzureBlobStore
-
-
-@pytest.fixture(params=["filesystem", "azurite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    """Each test gets fresh containers, so tests sharing one Azurite never see each other's blobs."""
-    suffix = uuid.uuid4().hex[:8]
-    containers = Containers(*(f"{name}-{suffix}" for name in ("corpora", "traces", "payloads", "results")))
-    if request.param == "filesystem":
-        yield FileStore(tmp_path / "data", containers)
-    else:
-        connection_string = request.getfixturevalue("azurite")
-        yield AzureBlobStore.from_connection_string(connection_string, containers, cache_dir=tmp_path / "cache")
 
 
 def test_put_get_exists_delete(store: BlobStore) -> None:
@@ -48,6 +37,62 @@ def test_list_keys_by_prefix(store: BlobStore) -> None:
     assert store.list_keys(results) == ["a/0.json", "a/1.json", "b/2.json", "c.jsonl"]
     assert store.list_keys(results, "a/") == ["a/0.json", "a/1.json"]
     assert store.list_keys(results, "zzz") == []
+    assert store.list_keys(results, limit=2) == ["a/0.json", "a/1.json"]
+    assert store.list_keys(results, "a/", limit=1) == ["a/0.json"]
+
+
+def test_put_if_absent_creates_once(store: BlobStore) -> None:
+    payloads = store.containers.payloads
+    created = store.put_if_absent(payloads, "claims/x.json", b"first")
+    assert created is not None and created == store.read_versioned(payloads, "claims/x.json").version  # type: ignore[union-attr]
+    assert store.put_if_absent(payloads, "claims/x.json", b"second") is None
+    assert store.get_bytes(payloads, "claims/x.json") == b"first"
+    assert store.list_keys(payloads, "claims/") == ["claims/x.json"]
+
+
+def test_concurrent_put_if_absent_has_exactly_one_winner(store: BlobStore) -> None:
+    payloads = store.containers.payloads
+    bodies = [f"body {n}".encode() for n in range(20)]
+    barrier = threading.Barrier(len(bodies))
+
+    def create(body: bytes) -> bool:
+        barrier.wait()
+        return store.put_if_absent(payloads, "race.json", body) is not None
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        won = list(pool.map(create, bodies))
+    assert won.count(True) == 1
+    assert store.get_bytes(payloads, "race.json") == bodies[won.index(True)]
+
+
+def test_replace_if_is_compare_and_swap(store: BlobStore) -> None:
+    payloads = store.containers.payloads
+    assert store.read_versioned(payloads, "slot") is None
+    assert store.replace_if(payloads, "slot", b"x", "any-version") is None
+    store.put_bytes(payloads, "slot", b"one")
+    first = store.read_versioned(payloads, "slot")
+    assert first is not None and first.data == b"one"
+    written = store.replace_if(payloads, "slot", b"two", first.version)
+    assert store.replace_if(payloads, "slot", b"three", first.version) is None
+    second = store.read_versioned(payloads, "slot")
+    assert second is not None and second.data == b"two" and second.version == written != first.version
+
+
+def test_concurrent_replace_if_from_one_version_has_one_winner(store: BlobStore) -> None:
+    payloads = store.containers.payloads
+    store.put_bytes(payloads, "slot", b"free")
+    seen = store.read_versioned(payloads, "slot")
+    assert seen is not None
+    barrier = threading.Barrier(10)
+
+    def take(n: int) -> bool:
+        barrier.wait()
+        return store.replace_if(payloads, "slot", f"taken by {n}".encode(), seen.version) is not None
+
+    with ThreadPoolExecutor(10) as pool:
+        won = list(pool.map(take, range(10)))
+    assert won.count(True) == 1
+    assert store.get_bytes(payloads, "slot") == f"taken by {won.index(True)}".encode()
 
 
 def test_missing_blob_is_blob_not_found(store: BlobStore) -> None:

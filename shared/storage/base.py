@@ -16,6 +16,14 @@ class BlobNotFound(KeyError):
 
 
 @dataclass(frozen=True)
+class Versioned:
+    """A blob's content with the version a conditional replace must name."""
+
+    data: bytes
+    version: str
+
+
+@dataclass(frozen=True)
 class Containers:
     corpora: str = "corpora"
     traces: str = "traces"
@@ -62,7 +70,23 @@ class BlobStore(ABC):
     def exists(self, container: str, key: str) -> bool: ...
 
     @abstractmethod
-    def list_keys(self, container: str, prefix: str = "") -> list[str]: ...
+    def put_if_absent(self, container: str, key: str, data: bytes) -> str | None:
+        """Create the blob unless one exists, atomically: its version when this call created
+        it, else None. Of concurrent callers exactly one gets a version, which makes "start
+        once" decisions safe."""
+
+    @abstractmethod
+    def read_versioned(self, container: str, key: str) -> Versioned | None:
+        """The blob and its version, or None when there is none."""
+
+    @abstractmethod
+    def replace_if(self, container: str, key: str, data: bytes, version: str) -> str | None:
+        """Overwrite the blob only if it is still at `version` (compare-and-swap): the new
+        version when it was, else None."""
+
+    @abstractmethod
+    def list_keys(self, container: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Keys under `prefix` in ascending order, at most `limit` of them."""
 
     @abstractmethod
     def delete(self, container: str, key: str) -> None:

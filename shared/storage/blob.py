@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from shared.storage.base import BlobNotFound, BlobStore, Containers, check_key
+from shared.storage.base import BlobNotFound, BlobStore, Containers, Versioned, check_key
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -140,9 +141,37 @@ class AzureBlobStore(BlobStore):
     def exists(self, container: str, key: str) -> bool:
         return self._container(container).get_blob_client(check_key(key)).exists()
 
-    def list_keys(self, container: str, prefix: str = "") -> list[str]:
+    def put_if_absent(self, container: str, key: str, data: bytes) -> str | None:
+        blob = self._container(container, for_write=True).get_blob_client(check_key(key))
         try:
-            return sorted(self._container(container).list_blob_names(name_starts_with=prefix or None))
+            # overwrite=False sends If-None-Match: *, so the service decides who was first.
+            return blob.upload_blob(data, overwrite=False)["etag"]
+        except ResourceExistsError:
+            return None
+
+    def read_versioned(self, container: str, key: str) -> Versioned | None:
+        blob = self._container(container).get_blob_client(check_key(key))
+        try:
+            download = blob.download_blob()
+            return Versioned(download.readall(), download.properties.etag)
+        except ResourceNotFoundError:
+            return None
+
+    def replace_if(self, container: str, key: str, data: bytes, version: str) -> str | None:
+        blob = self._container(container, for_write=True).get_blob_client(check_key(key))
+        try:
+            written = blob.upload_blob(data, overwrite=True, etag=version, match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return written["etag"]
+
+    def list_keys(self, container: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        # The service lists names in ascending order, so the first `limit` need no full listing.
+        names = self._container(container).list_blob_names(
+            name_starts_with=prefix or None, results_per_page=min(limit, 5000) if limit else None
+        )
+        try:
+            return list(islice(names, limit))
         except ResourceNotFoundError:
             return []
 
