@@ -146,14 +146,22 @@ def test_ask_a_needle_question_and_see_the_answer_and_its_source(
 
 
 @needs_route("corpora/{corpus_id}/sections")
-def test_a_source_opens_its_section_text(app: LiveApp, page: Any, model: ModelServer) -> None:
-    corpus = filler_corpus(30_000, needle=NEEDLE)
+def test_a_stored_corpus_is_picked_and_a_source_opens_its_section_text(app: LiveApp, page: Any, model: ModelServer) -> None:
+    corpus = filler_corpus(30_000, needle=NEEDLE, seed=11)
     section = next(s for s in corpus.split("\n\n## ") if NEEDLE in s).lstrip("# ").splitlines()[0]
+    with app.client() as client:
+        stored = client.post("/api/corpora", json={"text": corpus}).json()
     model.set_script(repl(NEEDLE_CODE))
-    ask_with_text(page, app, corpus, "Where is the secret code?")
+
+    page.goto(app.url + UI)
+    page.get_by_label("Stored corpus", exact=True).check()
+    page.get_by_role("combobox", name="Stored corpus").select_option(stored["corpus_id"])
+    page.get_by_label("Question").fill("Where is the secret code?")
+    page.get_by_role("button", name="Ask", exact=True).click()
     page.locator("section.answer").get_by_role("button", name=section).click(timeout=SLOW_MS)
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text(f"The secret code is {NEEDLE}.")
+    expect(dialog.locator("mark")).to_have_text(NEEDLE)  # the answer, marked where the section says it
     screenshot(page, "ask-source-section")
     dialog.get_by_role("button", name="Close").click()
     expect(dialog).to_be_hidden()
@@ -257,6 +265,11 @@ def test_a_past_query_opens_in_the_trace_view(app: LiveApp, page: Any, model: Mo
     expect(sandbox.locator(".block-output").first).to_contain_text("28")
     screenshot(page, "trace-view")
 
+    page.goto(app.url + UI + "trace")
+    page.get_by_role("table", name="Recent queries").get_by_role("link", name="Which ridge?").click()
+    expect(page).to_have_url(f"{app.url}/api/ui/trace/{started['id']}")
+    expect(page.locator("section.answer")).to_contain_text("Ridge", timeout=SLOW_MS)
+
 
 def submit_batch(app: LiveApp, batch_id: str) -> None:
     questions = [
@@ -279,8 +292,7 @@ def test_a_benchmark_opens_as_charts_and_drills_down_to_a_trace(app: LiveApp, pa
     submit_batch(app, "ui-bench-1")
 
     page.goto(app.url + UI + "benchmarks")
-    page.get_by_label("Batch id").fill("ui-bench-1")
-    page.get_by_role("button", name="Open").click()
+    page.get_by_role("table", name="Batches").get_by_role("link", name="ui-bench-1").click()
     accuracy = page.locator("figure.chart-accuracy svg")
     expect(accuracy).to_be_visible(timeout=SLOW_MS)
     expect(accuracy.locator("title", has_text="rlm accuracy: 0.67")).to_have_count(1)
@@ -395,6 +407,7 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("width", [1280, 390])
 def test_views_pass_wcag_aa_checks_and_fit_the_screen(app: LiveApp, page: Any, model: ModelServer, width: int) -> None:
     model.set_script(repl(NEEDLE_CODE))
+    submit_batch(app, f"ui-a11y-{width}")  # so the listings have rows to lay out
     page.set_viewport_size({"width": width, "height": 900})
     query_id = ask_with_text(page, app, filler_corpus(20_000, needle=NEEDLE), "Where is the secret code?")
     expect(page.locator("section.answer")).to_contain_text(NEEDLE, timeout=SLOW_MS)

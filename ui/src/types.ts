@@ -273,6 +273,9 @@ export interface BatchStatus {
 export interface BatchListing {
   batch_id: string;
   status: RuntimeStatus;
+  questions: number;
+  created: string;
+  progress?: BatchProgress | null;
   summary?: Partial<BatchSummary> | null;
 }
 

@@ -149,7 +149,7 @@ export function QueryRun({ id }: { id: string }) {
           <h3 id="answer-title">{result.forced ? "Best answer at the iteration limit" : "Answer"}</h3>
           <Text text={result.answer} label="Answer" />
           {result.answer_key && <p class="facts">The answer is longer than shown here; all of it is stored as {result.answer_key}.</p>}
-          <Sources sources={result.sources} corpusId={trace?.meta.corpus_id ?? null} />
+          <Sources sources={result.sources} corpusId={trace?.meta.corpus_id ?? null} answer={result.answer} />
         </section>
       )}
       {(status?.status === "Failed" || status?.status === "Terminated") && status.error != null && (

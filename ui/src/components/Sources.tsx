@@ -1,12 +1,38 @@
-import { useRef, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, sectionText } from "../api";
 import type { Source } from "../types";
-import { Text } from "./Code";
 
 type Shown = { title: string; text?: string; problem?: string };
 
-/** The sections an answer relied on; each opens its text from the stored corpus. */
-export function Sources({ sources, corpusId }: { sources: Source[]; corpusId: string | null }) {
+/** Where the answer appears in a section: the parts between, and the matches themselves. */
+export function markAnswer(text: string, answer: string | null | undefined): { text: string; match: boolean }[] {
+  const needle = answer?.trim() ?? "";
+  if (needle.length < 3 || needle.length > 200) return [{ text, match: false }];
+  const parts: { text: string; match: boolean }[] = [];
+  let at = 0;
+  for (let found = text.indexOf(needle); found >= 0; found = text.indexOf(needle, at)) {
+    if (found > at) parts.push({ text: text.slice(at, found), match: false });
+    parts.push({ text: needle, match: true });
+    at = found + needle.length;
+  }
+  if (at < text.length) parts.push({ text: text.slice(at), match: false });
+  return parts;
+}
+
+function SectionBody({ text, answer, title }: { text: string; answer: string | null | undefined; title: string }) {
+  const body = useRef<HTMLPreElement>(null);
+  const parts = markAnswer(text, answer);
+  useEffect(() => body.current?.querySelector("mark")?.scrollIntoView({ block: "center" }), [text]);
+  return (
+    <pre ref={body} class="text section-text" tabIndex={0} aria-label={`Text of section ${title}`}>
+      {parts.map((p, i) => (p.match ? <mark key={i}>{p.text}</mark> : p.text))}
+    </pre>
+  );
+}
+
+/** The sections an answer relied on; each opens its text from the stored corpus, with the
+ * answer marked where the section says it. */
+export function Sources({ sources, corpusId, answer }: { sources: Source[]; corpusId: string | null; answer?: string | null }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [shown, setShown] = useState<Shown | null>(null);
 
@@ -43,7 +69,7 @@ export function Sources({ sources, corpusId }: { sources: Source[]; corpusId: st
       </ul>
       <dialog ref={dialog} class="section-dialog" aria-labelledby="section-title" onClose={() => setShown(null)}>
         <h2 id="section-title">{shown?.title}</h2>
-        {shown?.text !== undefined && <Text text={shown.text} label={`Text of section ${shown.title}`} />}
+        {shown?.text !== undefined && <SectionBody text={shown.text} answer={answer} title={shown.title} />}
         {shown?.problem && <p role="alert">{shown.problem}</p>}
         {shown && shown.text === undefined && !shown.problem && <p>Loading…</p>}
         <form method="dialog">

@@ -16,7 +16,7 @@ import {
 import { PlotFigure } from "../components/PlotFigure";
 import { Problems } from "../components/Problems";
 import { StatusBadge } from "../components/StatusBadge";
-import { clip, count, money, percent, seconds } from "../format";
+import { clip, count, money, percent, seconds, when } from "../format";
 import { usePageTitle } from "../hooks/usePageTitle";
 import { usePolling } from "../hooks/usePolling";
 import { paths } from "../paths";
@@ -205,29 +205,33 @@ function BatchView({ id }: { id: string }) {
 function BatchList({ batches }: { batches: BatchListing[] }) {
   if (batches.length === 0) return <p class="facts">No batches yet. Submit one with POST /api/batches or `python -m devhost batch`.</p>;
   return (
-    <table class="listing">
-      <caption>Batches</caption>
-      <thead>
-        <tr>
-          <th scope="col">Batch</th>
-          <th scope="col">Status</th>
-          <th scope="col">Questions</th>
-          <th scope="col">Accuracy</th>
-        </tr>
-      </thead>
-      <tbody>
-        {batches.map((b) => (
-          <tr key={b.batch_id}>
-            <td>
-              <a href={paths.benchmarks(b.batch_id)}>{b.batch_id}</a>
-            </td>
-            <td>{b.status}</td>
-            <td>{count(b.summary?.count)}</td>
-            <td>{percent(b.summary?.accuracy)}</td>
+    <div class="table-scroll" tabIndex={0} role="region" aria-label="Batches">
+      <table class="listing">
+        <caption>Batches</caption>
+        <thead>
+          <tr>
+            <th scope="col">Batch</th>
+            <th scope="col">Status</th>
+            <th scope="col">Questions</th>
+            <th scope="col">Accuracy</th>
+            <th scope="col">Started</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {batches.map((b) => (
+            <tr key={b.batch_id}>
+              <td>
+                <a href={paths.benchmarks(b.batch_id)}>{b.batch_id}</a>
+              </td>
+              <td>{b.status}</td>
+              <td>{count(b.questions)}</td>
+              <td>{percent(b.summary?.accuracy)}</td>
+              <td>{when(b.created)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 

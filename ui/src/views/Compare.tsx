@@ -109,7 +109,7 @@ function CompareResultView({ result, corpusId }: { result: CompareResult; corpus
             <h3 id={`answer-${s.strategy}`}>{s.strategy}</h3>
             <p class="facts">{STRATEGY_NOTES[s.strategy] ?? ""}</p>
             {s.error ? <Text tone="error" text={s.error} label={`Error of ${s.strategy}`} /> : <Text text={s.answer ?? ""} label={`Answer of ${s.strategy}`} />}
-            <Sources sources={s.sources ?? []} corpusId={corpusId} />
+            <Sources sources={s.sources ?? []} corpusId={corpusId} answer={s.answer} />
             {s.instance_id && (
               <p>
                 <a href={paths.trace(s.instance_id)}>Open the trace of {s.strategy}</a>

@@ -16,27 +16,29 @@ function RecentQueries() {
   if (queries === null) return <p class="facts">This deployment does not list its queries: enter an id above.</p>;
   if (queries.length === 0) return <p class="facts">No queries yet. Ask one first.</p>;
   return (
-    <table class="listing">
-      <caption>Recent queries</caption>
-      <thead>
-        <tr>
-          <th scope="col">Question</th>
-          <th scope="col">Status</th>
-          <th scope="col">Started</th>
-        </tr>
-      </thead>
-      <tbody>
-        {queries.map((q) => (
-          <tr key={q.instance_id}>
-            <td>
-              <a href={paths.trace(q.instance_id)}>{clip(q.question || q.instance_id, 100)}</a>
-            </td>
-            <td>{q.status}</td>
-            <td>{when(q.created)}</td>
+    <div class="table-scroll" tabIndex={0} role="region" aria-label="Recent queries">
+      <table class="listing">
+        <caption>Recent queries</caption>
+        <thead>
+          <tr>
+            <th scope="col">Question</th>
+            <th scope="col">Status</th>
+            <th scope="col">Started</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {queries.map((q) => (
+            <tr key={q.instance_id}>
+              <td>
+                <a href={paths.trace(q.instance_id)}>{clip(q.question || q.instance_id, 100)}</a>
+              </td>
+              <td>{q.status}</td>
+              <td>{when(q.created)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
