@@ -1,4 +1,5 @@
-"""The Azure Functions app: registers the RLM blueprints, nothing else."""
+"""The Azure Functions app: registers the RLM blueprints, nothing else (after configuring
+OpenTelemetry for this process, before any function runs, as Azure documents)."""
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -11,6 +12,9 @@ from rlm_activities.http_api import bp as http_api
 from rlm_activities.openapi import bp as openapi
 from rlm_activities.orchestrator import bp as orchestrator
 from rlm_activities.web_ui import bp as web_ui
+from shared.telemetry.setup import configure as configure_telemetry
+
+configure_telemetry()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(orchestrator)

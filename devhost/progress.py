@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -15,7 +16,8 @@ from shared.models import QueryResult
 
 
 class ProgressView:
-    """Shows phase, iteration, depth, sub-queries and tokens; a no-op off a terminal."""
+    """Shows phase, iteration, the step running (with its first line of code), depth, sub-queries,
+    tokens and cost, elapsed time and the trace id; a no-op off a terminal."""
 
     def __init__(self, console: Console, instance_id: str) -> None:
         self.console = console
@@ -41,10 +43,35 @@ class ProgressView:
         table.add_row(Text("RLM", style="bold cyan"), Text(self.instance_id, style="dim"))
         table.add_row("phase", str(status.get("phase", "starting")))
         table.add_row("iteration", f"{status.get('iteration', 0)} / {status.get('max_iterations', '?')}")
+        if status.get("step"):
+            table.add_row("step", _running(status))
         table.add_row("depth", f"{status.get('depth', 0)} (sub-queries recurse to depth {status.get('max_depth', '?')})")
         table.add_row("sub-queries", f"{status.get('sub_queries_running', 0)} running, {status.get('sub_queries_done', 0)} done")
-        table.add_row("tokens", str(status.get("tokens", 0)))
+        cost = status.get("cost")
+        table.add_row("tokens", str(status.get("tokens", 0)) + (f", cost {cost:.4f}" if isinstance(cost, int | float) else ""))
+        table.add_row("elapsed", f"{_elapsed(status):.1f} s")
+        if status.get("trace_id"):
+            table.add_row("trace", Text(str(status["trace_id"]), style="dim"))
         return table
+
+
+def _running(status: dict[str, Any]) -> Text:
+    """The step running now and, while a cell runs, the first line of its code."""
+    text = Text(f"#{status['step']}")
+    if status.get("code"):
+        text.append("  ")
+        text.append(str(status["code"]), style="green")
+    return text
+
+
+def _elapsed(status: dict[str, Any]) -> float:
+    """Seconds since the query started, by this machine's clock (the status's own figure is
+    as of its last update); the status's figure when the start is unknown."""
+    started = status.get("started_at")
+    try:
+        return max((datetime.now(UTC) - datetime.fromisoformat(started)).total_seconds(), 0.0) if started else 0.0
+    except (TypeError, ValueError):
+        return float(status.get("elapsed_seconds") or 0.0)
 
 
 def print_result(console: Console, result: QueryResult) -> None:
@@ -60,3 +87,5 @@ def print_result(console: Console, result: QueryResult) -> None:
         f"[dim]{result.iterations} iterations, {result.sub_queries} sub-queries, {calls} model calls, "
         f"{tokens} tokens, {result.duration_seconds:.1f} s; instance {result.instance_id}; trace {result.trace}[/dim]"
     )
+    if result.trace_id:
+        console.print(f"[dim]OpenTelemetry trace {result.trace_id} (Application Insights operation id)[/dim]")

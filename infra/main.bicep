@@ -61,6 +61,18 @@ param maximumInstanceCount int = 40
 @description('Memory per Flex Consumption instance; the Copilot CLI process alone takes 180-450 MB.')
 param instanceMemoryMB int = 2048
 
+@description('Email address that alerts (failure rate, p95 latency) are sent to; azd reads it from ALERT_EMAIL. Empty: the rules exist but notify no one.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(100)
+@description('Alert when more than this percentage of root queries fail within an hour.')
+param alertFailureRatePercent int = 10
+
+@minValue(1)
+@description('Alert when the p95 duration of root queries within an hour exceeds this many seconds.')
+param alertP95LatencySeconds int = 600
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -90,6 +102,29 @@ module monitoring 'modules/monitoring.bicep' = {
     appInsightsName: 'appi-rlm-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    failureRatePercent: alertFailureRatePercent
+    p95LatencySeconds: alertP95LatencySeconds
   }
 }
 
@@ -202,3 +237,5 @@ output SESSION_POOL_ENDPOINT string = sessionPool.outputs.poolManagementEndpoint
 output MODEL_BASE_URL string = ai.outputs.endpoint
 output DURABLE_TASK_SCHEDULER_ENDPOINT string = durableTask.outputs.endpoint
 output DURABLE_TASK_DASHBOARD_URL string = durableTask.outputs.dashboardUrl
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output AZURE_MONITOR_WORKBOOK_ID string = workbook.outputs.id

@@ -136,7 +136,8 @@ class BatchRun:
             output = yield self.context.call_activity_with_retry("batch_questions", STORAGE_RETRY, page.model_dump())
             self.questions.extend(PageOutput.model_validate(output).questions)
         instance_id = query_instance_id(self.batch.batch_id, index)
-        task = self.batch.template.model_copy(update={"question": self.questions[index], "root_id": instance_id})
+        # Each question is a root query with a trace of its own (derived from its id, so replays agree).
+        task = self.batch.template.model_copy(update={"question": self.questions[index], "root_id": instance_id, "trace": None})
         self.running[self.context.call_sub_orchestrator(ORCHESTRATOR, task.model_dump(), instance_id)] = index
 
     def _report(self) -> None:

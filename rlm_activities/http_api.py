@@ -41,6 +41,7 @@ from shared.corpus import CorpusError, render_documents, save_corpus, section_te
 from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict, exactly_one_of
 from shared.starting import register_corpus, root_task
 from shared.step_models import INSTANCE_ID
+from shared.telemetry.context import start_trace
 from shared.trace import trace_tree
 
 bp = df.Blueprint()
@@ -84,8 +85,9 @@ async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
             return _key_conflict(req, client, instance_id)
         if await exists(client, instance_id):
             return _links_response(req, client, instance_id, 200)
+    trace = start_trace(req.headers)  # the caller's trace, when it sent a traceparent
     try:
-        task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store())
+        task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store(), trace)
     except CorpusError as exc:
         raise NotFound(str(exc)) from None
     slots = Slots(services.store(), services.settings().max_running_queries)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -61,14 +61,16 @@ class RlmLoop:
         self.runtime = runtime
         self.task = task
         self.instance_id = runtime.instance_id
-        self.started_at = runtime.now().isoformat()
+        self.started = runtime.now()
+        self.started_at = self.started.isoformat()
         self.step = 0
         self.usage: dict[str, TokenUsage] = {}
         self.sub_queries = 0
         self.used_sections: list[str] = []
         self.progress = Progress(
-            phase="starting", depth=task.depth, max_depth=task.max_depth, iteration=0, max_iterations=task.max_iterations
-        )
+            phase="starting", depth=task.depth, max_depth=task.max_depth, iteration=0, max_iterations=task.max_iterations,
+            started_at=self.started_at, trace_id=task.trace_parent.trace_id,
+        )  # fmt: skip
 
     def run(self) -> Steps:
         """The root returns a QueryResult (or raises QueryFailed); sub-queries return a
@@ -112,7 +114,7 @@ class RlmLoop:
                 if generated.final is not None:
                     return iteration, generated.final, "final"
                 continue
-            summary = yield from self._run_cell(iteration, code_step)
+            summary = yield from self._run_cell(iteration, code_step, generated.code_preview)
             self.used_sections = summary.used_sections or self.used_sections
             if summary.final is not None:
                 return iteration, summary.final, "final"
@@ -122,8 +124,9 @@ class RlmLoop:
         self._add_usage({str(self.task.depth): forced.usage})
         return last, forced.final or TextRef(text=""), "forced"
 
-    def _run_cell(self, iteration: int, code_step: int) -> Steps:
+    def _run_cell(self, iteration: int, code_step: int, code: str | None) -> Steps:
         cell_id = f"{self.instance_id}-{iteration}"
+        self.progress.code = code
         self._report("executing", iteration)
         summary = CellSummary.model_validate((yield self._step("execute_cell", iteration, cell_id=cell_id, code_step=code_step)))
         fanned_out = 0
@@ -132,6 +135,7 @@ class RlmLoop:
             fanned_out += len(summary.pending)
             self._report("executing", iteration)
             summary = CellSummary.model_validate((yield self._step("resume_cell", iteration, cell_id=cell_id, answers=answers)))
+        self.progress.code = None
         return summary
 
     def _fan_out(self, iteration: int, pending: list[PendingRef], first: int) -> Steps:
@@ -154,7 +158,7 @@ class RlmLoop:
                 leaf = request.model_dump(include={"kind", "question", "corpus_id", "requested_model", "model"})
                 work.append(self._step("leaf_query", iteration, request_id=request.id, **leaf))
         self.progress.sub_queries_running += len(work)
-        self._report("sub-queries", iteration)
+        self._report("sub-queries", iteration, step=self.step)
         outputs = yield self.runtime.all(work)
         answers = {}
         for request, output in zip(pending, outputs, strict=True):
@@ -168,18 +172,34 @@ class RlmLoop:
 
     def _step(self, name: str, iteration: int, **extra: Any) -> Any:
         self.step += 1
-        payload = {"task": self.task.model_dump(), "instance_id": self.instance_id, "step": self.step, "iteration": iteration, **extra}
+        payload = {
+            "task": self.task.model_dump(),
+            "instance_id": self.instance_id,
+            "step": self.step,
+            "iteration": iteration,
+            **extra,
+        }
         return self.runtime.step(name, payload)
 
     def _add_usage(self, usage: dict[str, TokenUsage]) -> None:
         for depth, used in usage.items():
             self.usage[depth] = self.usage.get(depth, TokenUsage()) + used
 
-    def _report(self, phase: str, iteration: int) -> None:
+    def _report(self, phase: str, iteration: int, *, step: int | None = None) -> None:
+        """Progress as the next step starts (or, waiting on sub-queries, the step that asked for them)."""
         self.progress.phase = phase
         self.progress.iteration = iteration
+        self.progress.step = self.step + 1 if step is None else step
         self.progress.tokens = sum(u.prompt_tokens + u.completion_tokens for u in self.usage.values())
+        self.progress.cost = total_cost(self.usage.values())
+        self.progress.elapsed_seconds = round((self.runtime.now() - self.started).total_seconds(), 3)
         self.runtime.report(self.progress.model_copy())
+
+
+def total_cost(usage: Iterable[TokenUsage]) -> float | None:
+    """What the calls cost, when any of them was priced."""
+    costs = [cost for u in usage if (cost := u.model_dump().get("cost")) is not None]
+    return sum(costs) if costs else None
 
 
 class LocalRuntime:

@@ -162,6 +162,7 @@ class QueryResult(Strict):
     duration_seconds: float = 0.0
     instance_id: str
     trace: str
+    trace_id: str | None = None  # the OpenTelemetry trace of the query tree (Application Insights: its operation id)
     error: str | None = None
 
     @property

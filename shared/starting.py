@@ -13,6 +13,7 @@ from shared.models import CorpusSource, QueryRequest
 from shared.payloads import TextRef
 from shared.step_models import QUESTION_INLINE, RlmTask
 from shared.storage.base import BlobStore
+from shared.telemetry.context import TraceParent, start_trace
 
 
 def store_request_corpus(request: CorpusSource, store: BlobStore) -> str:
@@ -41,7 +42,10 @@ def register_corpus(store: BlobStore, corpus_id: str) -> CorpusIndex:
     return index
 
 
-def root_task(request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore) -> RlmTask:
+def root_task(
+    request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore, trace: TraceParent | None = None
+) -> RlmTask:
+    """The root's task; its trace is `trace` (an incoming request's), else one started here."""
     options = request.options
     return RlmTask(
         question=TextRef.of(request.question, store, limit=QUESTION_INLINE),
@@ -54,4 +58,5 @@ def root_task(request: QueryRequest, instance_id: str, settings: Settings, store
         max_parallel=settings.max_parallel_subqueries,
         root_model=options.root_model or settings.root_model,
         sub_model=options.sub_model or settings.sub_model,
+        trace=trace or start_trace(),
     )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from shared.models import CellStatus, RequestKind, TokenUsage
 from shared.payloads import TextRef
+from shared.telemetry.context import TraceParent
 
 # Root ids become sandbox session identifiers and blob key parts; children append
 # "-{iteration}-{k}" per level, so roots stay well under the 128 characters ACA allows.
@@ -38,10 +39,15 @@ class RlmTask(BaseModel):
     root_model: str
     sub_model: str
     requested_model: str | None = None  # what the parent's code named with `model=`, if anything
+    trace: TraceParent | None = None  # the root query's trace, shared by the whole tree
 
     @property
     def model(self) -> str:
         return self.root_model if self.depth == 0 else self.sub_model
+
+    @property
+    def trace_parent(self) -> TraceParent:
+        return self.trace or TraceParent.of_root(self.root_id)
 
     def allowed_model(self, requested: str | None, allowed: Collection[str]) -> str | None:
         """The model a request from this task's code may use: the one it named when that is this
@@ -88,6 +94,7 @@ class GenerateOutput(BaseModel):
     has_code: bool
     final: TextRef | None = None
     usage: TokenUsage
+    code_preview: str | None = None  # the first line of the code, for live progress
 
 
 class ExecuteInput(StepInput):
@@ -159,3 +166,9 @@ class Progress(BaseModel):
     sub_queries_running: int = 0
     sub_queries_done: int = 0
     tokens: int = 0
+    cost: float | None = None  # so far, when the model calls are priced
+    started_at: str | None = None
+    elapsed_seconds: float = 0.0  # at this report, by the orchestration's clock
+    step: int = 0  # the trace number of the step running now
+    code: str | None = None  # the first line of the code running now
+    trace_id: str | None = None  # the query's OpenTelemetry trace (Application Insights: its operation id)

@@ -8,6 +8,7 @@ deterministic, cells are idempotent by id, and corpora are content-addressed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,10 +37,13 @@ from shared.step_models import (
     SubAnswer,
 )
 from shared.storage import BlobStore, make_store
+from shared.telemetry import spans
+from shared.telemetry.spans import traced
 from shared.trace import InstanceMeta, StepKind, StepRecord, TraceStore, turns_from_steps, utcnow
 
 LEAF_CONTEXT_CHARS = 200_000
 RESULT_ANSWER_INLINE = 16_000
+CODE_PREVIEW_CHARS = 120
 
 # One line per step, keyed by instance id: what operators search in Application Insights.
 log = logging.getLogger("rlm.steps")
@@ -62,10 +66,16 @@ class Parts:
     async def model(self) -> CopilotModel:
         return await get_model(self.settings)
 
+    def model_call(self, model: str) -> contextlib.AbstractContextManager[spans.ModelCall]:
+        """The span and metrics of one call to `model` at the configured provider."""
+        return spans.model_call(self.settings.model_provider, model, self.settings.model_base_url)
 
+
+@traced("open")
 def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Start (or find) the sandbox session of an instance with its corpus loaded."""
     p = StepInput.model_validate(payload)
+    spans.query_started(p.task)
     index = load_index(parts.store, p.task.corpus_id)
     parts.executor.open(p.instance_id, p.task.corpus_id)
     parts.traces.write_meta(
@@ -86,6 +96,7 @@ def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     return OpenOutput(context_chars=index.chars, section_count=len(index.sections)).model_dump()
 
 
+@traced("generate")
 async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """One model call: the transcript so far in, the next reply (code or an answer) out."""
     p = GenerateInput.model_validate(payload)
@@ -102,10 +113,12 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         forced=p.forced,
     )
     model = await parts.model()
-    reply = await model.complete(
-        model=p.task.model, system=ROOT_SYSTEM_PROMPT, prompt=message, timeout=parts.settings.model_timeout_seconds
-    )
-    usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+    with parts.model_call(p.task.model) as call:
+        reply = await model.complete(
+            model=p.task.model, system=ROOT_SYSTEM_PROMPT, prompt=message, timeout=parts.settings.model_timeout_seconds
+        )
+        usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        call.record(reply.model, usage)
     parsed = ParsedReply(final_text=reply.text) if p.forced else parse_reply(reply.text)
     record = StepRecord(
         instance_id=p.instance_id,
@@ -128,9 +141,11 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
     )  # fmt: skip
     final = parsed.final_text
     final_ref = await asyncio.to_thread(TextRef.of, final, parts.store) if final is not None else None
-    return GenerateOutput(has_code=bool(parsed.blocks), final=final_ref, usage=usage).model_dump()
+    preview = code_preview(record.code)
+    return GenerateOutput(has_code=bool(parsed.blocks), final=final_ref, usage=usage, code_preview=preview).model_dump()
 
 
+@traced("execute")
 def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Run the blocks of a generate step, in order, as one cell; it may suspend on sub-queries."""
     p = ExecuteInput.model_validate(payload)
@@ -138,21 +153,27 @@ def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     blocks = parts.traces.read_step(p.task.root_id, p.instance_id, p.code_step).blocks
     if not blocks:
         raise ValueError(f"step {p.code_step} of {p.instance_id} has no code to execute")
-    cell = parts.executor.execute(p.instance_id, p.cell_id, blocks)
+    with spans.cell_run(p.cell_id, "execute") as run:
+        cell = parts.executor.execute(p.instance_id, p.cell_id, blocks)
+        run.record(cell)
     _record_cell(parts, p, "execute", started, cell, {})
     return _summarize(parts, p, cell).model_dump()
 
 
+@traced("resume")
 def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Hand a suspended cell the answers to its pending requests."""
     p = ResumeInput.model_validate(payload)
     started = utcnow()
     answers = {request_id: ref.resolve(parts.store) for request_id, ref in p.answers.items()}
-    cell = parts.executor.resume(p.instance_id, p.cell_id, answers)
+    with spans.cell_run(p.cell_id, "resume") as run:
+        cell = parts.executor.resume(p.instance_id, p.cell_id, answers)
+        run.record(cell)
     _record_cell(parts, p, "resume", started, cell, answers)
     return _summarize(parts, p, cell).model_dump()
 
 
+@traced("leaf")
 async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """A single model call (llm_query, or rlm_query at max depth). Model failures become an
     answer saying so, so one bad branch does not sink its siblings."""
@@ -167,11 +188,13 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     error = None
     try:
         model = await parts.model()
-        reply = await model.complete(
-            model=model_name, system=LEAF_SYSTEM_PROMPT, prompt=prompt, timeout=parts.settings.model_timeout_seconds
-        )
-        text = reply.text
-        usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        with parts.model_call(model_name) as call:
+            reply = await model.complete(
+                model=model_name, system=LEAF_SYSTEM_PROMPT, prompt=prompt, timeout=parts.settings.model_timeout_seconds
+            )
+            text = reply.text
+            usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+            call.record(reply.model, usage)
     except ModelError as exc:
         log.warning("leaf instance=%s request=%s failed: %s", p.instance_id, p.request_id, exc)
         error = str(exc)
@@ -195,6 +218,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     return SubAnswer(answer=answer, failed=error is not None, usage={str(p.task.depth + 1): usage}).model_dump()
 
 
+@traced("finish")
 def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Write the result beside the trace and end the sandbox session."""
     p = FinishInput.model_validate(payload)
@@ -216,10 +240,12 @@ def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         duration_seconds=max((datetime.fromisoformat(p.ended_at) - datetime.fromisoformat(p.started_at)).total_seconds(), 0.0),
         instance_id=p.instance_id,
         trace=f"{parts.store.containers.traces}/{p.task.root_id}/",
+        trace_id=p.task.trace_parent.trace_id,
         error=p.error,
     )
     parts.traces.write_result(p.task.root_id, result)
     parts.executor.close(p.instance_id)
+    spans.query_finished(p, result)
     log.info(
         "finish instance=%s outcome=%s iterations=%d sub_queries=%d seconds=%.1f",
         p.instance_id, p.outcome, p.iterations, p.sub_queries, result.duration_seconds,
@@ -275,6 +301,15 @@ def _summarize(parts: Parts, p: StepInput, cell: CellResult) -> CellSummary:
         )
     final = TextRef.of(cell.final, parts.store) if cell.final is not None else None
     return CellSummary(status=cell.status, pending=pending, final=final, used_sections=cell.used_sections[:500])
+
+
+def code_preview(code: str | None) -> str | None:
+    """The first line of code that says something, short enough for a status line."""
+    for line in (code or "").splitlines():
+        text = line.strip()
+        if text and not text.startswith("#"):
+            return text if len(text) <= CODE_PREVIEW_CHARS else text[: CODE_PREVIEW_CHARS - 1] + "…"
+    return None
 
 
 def _corpus_head(parts: Parts, corpus_id: str, chars: int) -> str:

@@ -86,19 +86,34 @@ class TraceStore:
         self.store.put_text(self.container, step_key(root_id, record.instance_id, record.step), record.model_dump_json())
 
     def write_result(self, root_id: str, result: QueryResult) -> None:
-        self.store.put_text(self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json())
+        self.store.put_text(
+            self.container, instance_prefix(root_id, result.instance_id) + "result.json", result.model_dump_json()
+        )
 
     def read_step(self, root_id: str, instance_id: str, step: int) -> StepRecord:
         return StepRecord.model_validate_json(self.store.get_bytes(self.container, step_key(root_id, instance_id, step)))
 
     def steps(self, root_id: str, instance_id: str) -> list[StepRecord]:
         prefix = instance_prefix(root_id, instance_id)
-        keys = [k for k in self.store.list_keys(self.container, prefix) if k[len(prefix) :][:4].isdigit()]
-        return [StepRecord.model_validate_json(self.store.get_bytes(self.container, k)) for k in sorted(keys)]
+        names = [k[len(prefix) :] for k in self.store.list_keys(self.container, prefix)]
+        return self.read_steps(root_id, instance_id, names)
+
+    def files(self, root_id: str) -> dict[str, list[str]]:
+        """The record names of each instance of a root's tree, from one listing of the root's
+        prefix: reading a tree costs what it holds, however many other trees the store keeps."""
+        files: dict[str, list[str]] = {}
+        for key in self.store.list_keys(self.container, f"{root_id}/"):
+            _, instance_id, name = key.split("/", 2)
+            files.setdefault(instance_id, []).append(name)
+        return files
 
     def metas(self, root_id: str) -> list[InstanceMeta]:
-        keys = [k for k in self.store.list_keys(self.container, f"{root_id}/") if k.endswith("/meta.json")]
-        return [InstanceMeta.model_validate_json(self.store.get_bytes(self.container, k)) for k in keys]
+        return [self.read_meta(root_id, iid) for iid, names in self.files(root_id).items() if "meta.json" in names]
+
+    def read_meta(self, root_id: str, instance_id: str) -> InstanceMeta:
+        return InstanceMeta.model_validate_json(
+            self.store.get_bytes(self.container, instance_prefix(root_id, instance_id) + "meta.json")
+        )
 
     def result(self, root_id: str, instance_id: str) -> QueryResult | None:
         try:
@@ -106,6 +121,11 @@ class TraceStore:
         except BlobNotFound:
             return None
         return QueryResult.model_validate_json(data)
+
+    def read_steps(self, root_id: str, instance_id: str, names: list[str]) -> list[StepRecord]:
+        prefix = instance_prefix(root_id, instance_id)
+        steps = sorted(n for n in names if n[:4].isdigit())
+        return [StepRecord.model_validate_json(self.store.get_bytes(self.container, prefix + n)) for n in steps]
 
 
 def turns_from_steps(steps: list[StepRecord], truncate_chars: int) -> list[Turn]:
@@ -175,13 +195,19 @@ class TraceNode(BaseModel):
 
 
 def trace_tree(traces: TraceStore, root_id: str) -> TraceNode | None:
-    """The whole tree of a query, rebuilt from the per-instance records."""
-    metas = {m.instance_id: m for m in traces.metas(root_id)}
-    if root_id not in metas:
+    """The whole tree of a query, rebuilt from the per-instance records: one listing of the root's
+    prefix, then each record read once."""
+    files = traces.files(root_id)
+    if "meta.json" not in files.get(root_id, []):
         return None
     nodes = {
-        iid: TraceNode(meta=meta, result=traces.result(root_id, iid), steps=traces.steps(root_id, iid))
-        for iid, meta in metas.items()
+        iid: TraceNode(
+            meta=traces.read_meta(root_id, iid),
+            result=traces.result(root_id, iid) if "result.json" in names else None,
+            steps=traces.read_steps(root_id, iid, names),
+        )
+        for iid, names in files.items()
+        if "meta.json" in names
     }
     for iid in sorted(nodes):
         parent = nodes[iid].meta.parent_id

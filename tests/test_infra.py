@@ -64,6 +64,9 @@ HOST_SETTINGS: frozenset[str] = frozenset(
         "TASKHUB_NAME",
         "AZURE_CLIENT_ID",
         "PYTHON_THREADPOOL_THREAD_COUNT",
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
         "COPILOT_SKIP_CLI_DOWNLOAD",
     }
 )
@@ -148,6 +151,8 @@ def test_expected_bicep_files_exist() -> None:
         "modules/durabletask.bicep",
         "modules/identity.bicep",
         "modules/rbac.bicep",
+        "modules/workbook.bicep",
+        "modules/alerts.bicep",
     } <= names
 
 
@@ -388,3 +393,87 @@ def test_no_identity_gets_owner_contributor_or_access_admin() -> None:
     for a in assignments:
         expected_type = "User" if a["principal"] == "userPrincipalId" else "ServicePrincipal"
         assert a["principalType"] == expected_type, a["name"]
+
+
+# --- monitoring: OpenTelemetry settings, the workbook, the alerts --------------------------
+
+WORKBOOK_TILES = {"queries-per-hour", "duration", "failure-rate", "tokens-cost", "fan-out", "slowest"}
+ROOT_QUERIES = 'requests\n| where name == "invoke_agent rlm" and tostring(customDimensions["rlm.depth"]) == "0"\n'
+
+
+def workbook_json() -> dict[str, Any]:
+    return json.loads((MODULES / "workbook.json").read_text(encoding="utf-8"))
+
+
+def test_the_worker_streams_opentelemetry_to_application_insights() -> None:
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    settings = bicep_app_settings()
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    assert (settings["OTEL_TRACES_SAMPLER"], settings["OTEL_TRACES_SAMPLER_ARG"]) == ("microsoft.fixed_percentage", "1.0")
+    assert dotted(body(parse(INFRA / "main.bicep")["modules"]["functionApp"])["params"]["appInsightsConnectionString"]) == (
+        "monitoring.outputs.connectionString"
+    )
+    requirements = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    assert "azure-monitor-opentelemetry" in requirements and "opentelemetry-exporter-otlp-proto-http" in requirements
+
+
+def test_the_workbook_has_every_tile_over_application_insights() -> None:
+    workbook = body(parse(MODULES / "workbook.bicep")["resources"]["workbook"])
+    data = workbook["properties"]["serializedData"]["function"]
+    assert (
+        data["type"] == "replace"
+        and data["parameters"]["original_string"]["function"]["parameters"]["file_path"] == "workbook.json"
+    )
+    assert data["parameters"]["old_string"] == "__APP_INSIGHTS_ID__"
+    assert dotted(data["parameters"]["new_string"]) == "appInsights.id"
+    assert dotted(workbook["properties"]["sourceId"]) == "appInsights.id" and workbook["kind"] == "shared"
+    items = {item["name"]: item for item in workbook_json()["items"]}
+    tiles = {name for name, item in items.items() if item["type"] == 3}
+    assert tiles == WORKBOOK_TILES
+    for name in tiles:
+        content = items[name]["content"]
+        assert content["resourceType"] == "microsoft.insights/components"
+        assert content["crossComponentResources"] == ["{Component}"] and content["timeContextFromParameter"] == "TimeRange"
+    parameters = {p["name"]: p for p in items["parameters"]["content"]["parameters"]}
+    assert parameters["Component"]["value"] == "__APP_INSIGHTS_ID__"
+    link = items["slowest"]["content"]["gridSettings"]["formatters"][0]
+    assert link["columnMatch"] == "transaction" and link["formatOptions"]["linkTarget"] == "Url"
+    assert "DetailsV2Blade" in items["slowest"]["content"]["query"]
+    main = body(parse(INFRA / "main.bicep")["modules"]["workbook"])["params"]
+    assert dotted(main["appInsightsName"]) == "monitoring.outputs.appInsightsName"
+
+
+def test_docs_show_the_kql_of_every_tile_and_alert() -> None:
+    docs = (ROOT / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    for item in workbook_json()["items"]:
+        if item["type"] == 3:
+            assert item["content"]["query"] in docs, f"tile {item['name']}: its KQL is not in docs/monitoring.md"
+    for rule in ("failureRate", "p95Latency"):
+        query = body(parse(MODULES / "alerts.bicep")["resources"][rule])["properties"]["criteria"]["allOf"][0]["query"]
+        assert query.replace("${rootQueries}", ROOT_QUERIES).replace("\\n", "\n") in docs, f"alert {rule}"
+
+
+def test_alerts_on_failure_rate_and_p95_latency_email_the_azd_parameter() -> None:
+    alerts = parse(MODULES / "alerts.bicep")
+    assert alerts["variables"]["rootQueries"]["value"].replace("\\n", "\n") == ROOT_QUERIES
+    group = alerts["resources"]["actionGroup"]
+    assert group["type"] == "Microsoft.Insights/actionGroups"
+    assert body(group)["properties"]["emailReceivers"][0]["emailAddress"] == "alertEmail"
+    measured = {}
+    for name in ("failureRate", "p95Latency"):
+        rule = alerts["resources"][name]
+        assert rule["type"] == "Microsoft.Insights/scheduledQueryRules"
+        properties = body(rule)["properties"]
+        assert [dotted(s) for s in properties["scopes"]] == ["appInsights.id"]
+        assert properties["actions"] == "actions" and properties["enabled"] is True
+        criterion = properties["criteria"]["allOf"][0]
+        assert criterion["query"].startswith("${rootQueries}") and criterion["operator"] == "GreaterThan"
+        measured[criterion["metricMeasureColumn"]] = criterion["threshold"]
+    assert measured == {"failure_rate": "failureRatePercent", "p95_seconds": "p95LatencySeconds"}
+    groups = alerts["variables"]["actions"]["value"]["actionGroups"]["operator"]["operands"]
+    assert [dotted(g) for g in groups["false_value"]] == ["actionGroup.id"]
+    main = body(parse(INFRA / "main.bicep")["modules"]["alerts"])["params"]
+    assert main["alertEmail"] == "alertEmail" and dotted(main["appInsightsName"]) == "monitoring.outputs.appInsightsName"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["alertEmail"]["value"] == "${ALERT_EMAIL=}"

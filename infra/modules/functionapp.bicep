@@ -39,6 +39,13 @@ var appSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The Python worker configures the Azure Monitor OpenTelemetry distro before it loads the app and
+  // streams the app's telemetry itself (host.json telemetryMode OpenTelemetry), keyless through the
+  // authentication string above; shared/telemetry adopts that provider.
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  // Whole traces by trace id: the distro's default rate-limited sampler drops spans of a fan-out burst.
+  OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
+  OTEL_TRACES_SAMPLER_ARG: '1.0'
   DURABLE_TASK_SCHEDULER_CONNECTION_STRING: 'Endpoint=${schedulerEndpoint};Authentication=ManagedIdentity;ClientID=${identityClientId}'
   TASKHUB_NAME: taskHubName
   AZURE_CLIENT_ID: identityClientId
