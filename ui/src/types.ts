@@ -118,6 +118,11 @@ export interface Progress {
   sub_queries_done: number;
   tokens: number;
   cost?: number | null;
+  elapsed_seconds?: number;
+  /** The first line of the code running now. */
+  code?: string | null;
+  /** The query's OpenTelemetry trace id (its operation id in Application Insights). */
+  trace_id?: string | null;
 }
 
 export type RuntimeStatus = "Pending" | "Running" | "Completed" | "Failed" | "Terminated" | "ContinuedAsNew" | "Suspended";

@@ -1,6 +1,6 @@
 import { useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, cancelQuery, queryStatus, queryTrace, serverNow } from "../api";
-import { count, money, seconds } from "../format";
+import { clip, count, money, seconds } from "../format";
 import { usePolling } from "../hooks/usePolling";
 import { useReveal } from "../hooks/useReveal";
 import { walk } from "../trace/order";
@@ -113,6 +113,11 @@ export function QueryRun({ id }: { id: string }) {
           <span>
             {" "}
             {progress.phase}, iteration {progress.iteration} of {progress.max_iterations}
+            {progress.code && (
+              <>
+                : <code>{clip(progress.code, 80)}</code>
+              </>
+            )}
           </span>
         )}
         {cancel.message && <span> · {cancel.message}</span>}
@@ -143,6 +148,11 @@ export function QueryRun({ id }: { id: string }) {
           </dd>
         </div>
       </dl>
+      {progress?.trace_id && (
+        <p class="facts">
+          Telemetry trace <code>{progress.trace_id}</code> (the operation id to search in Application Insights).
+        </p>
+      )}
 
       {result && (
         <section class="answer" aria-labelledby="answer-title">
