@@ -23,7 +23,6 @@ DIST = Path(__file__).resolve().parent.parent / "ui" / "dist"
 INDEX = "index.html"
 # Vite names everything under assets/ by a hash of its content: it never changes.
 IMMUTABLE_DIR = "assets"
-COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 TYPES = {
     ".js": "text/javascript",
     ".mjs": "text/javascript",
@@ -104,12 +103,11 @@ def _load(path: Path, mtime_ns: int, immutable: bool) -> Asset:
     body = path.read_bytes()
     kind = TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     textual = kind.startswith("text/") or kind in ("application/json", "application/manifest+json", "image/svg+xml")
-    content_type = f"{kind}; charset=utf-8" if textual else kind
-    compress = kind.startswith(COMPRESSIBLE) and len(body) > 1024
     return Asset(
         body=body,
-        gzipped=gzip.compress(body, compresslevel=6, mtime=0) if compress else None,
-        content_type=content_type,
+        # Images and fonts are compressed already; a small file is not worth a gzip header.
+        gzipped=gzip.compress(body, compresslevel=6, mtime=0) if textual and len(body) > 1024 else None,
+        content_type=f"{kind}; charset=utf-8" if textual else kind,
         etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
         cache_control="public, max-age=31536000, immutable" if immutable else "no-cache",
     )
