@@ -155,7 +155,7 @@ def test_a_stored_corpus_is_picked_and_a_source_opens_its_section_text(app: Live
 
     page.goto(app.url + UI)
     page.get_by_label("Stored corpus", exact=True).check()
-    page.get_by_role("combobox", name="Stored corpus").select_option(stored["corpus_id"])
+    page.get_by_role("combobox", name="Corpus to query").select_option(stored["corpus_id"])
     page.get_by_label("Question").fill("Where is the secret code?")
     page.get_by_role("button", name="Ask", exact=True).click()
     page.locator("section.answer").get_by_role("button", name=section).click(timeout=SLOW_MS)

@@ -109,7 +109,7 @@ export function CorpusPicker({ value, onChange, idPrefix }: { value: CorpusChoic
         <div class="field">
           {stored && stored.length > 0 ? (
             <>
-              <label for={`${idPrefix}-stored`}>Stored corpus</label>
+              <label for={`${idPrefix}-stored`}>Corpus to query</label>
               <select id={`${idPrefix}-stored`} value={value.storedId} onChange={(e) => set({ storedId: (e.currentTarget as HTMLSelectElement).value })}>
                 <option value="">Choose one…</option>
                 {stored.map((c) => (

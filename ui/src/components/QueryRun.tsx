@@ -1,8 +1,10 @@
+import { useLocation } from "preact-iso";
 import { useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, cancelQuery, queryStatus, queryTrace, serverNow } from "../api";
 import { clip, count, money, seconds } from "../format";
 import { usePolling } from "../hooks/usePolling";
 import { useReveal } from "../hooks/useReveal";
+import { paths } from "../paths";
 import { walk } from "../trace/order";
 import { buildTimeline } from "../trace/timeline";
 import { treeUsage } from "../trace/usage";
@@ -60,6 +62,7 @@ export function QueryRun({ id }: { id: string }) {
     fingerprint,
   });
   const [cancel, setCancel] = useState<{ busy: boolean; message?: string }>({ busy: false });
+  const onTraceView = useLocation().path.startsWith(paths.trace());
   const status = live.data?.status;
   const trace = live.data?.trace ?? null;
   const finished = isTerminal(status?.status);
@@ -101,6 +104,7 @@ export function QueryRun({ id }: { id: string }) {
         <h2 id="run-title">
           Query <code>{id}</code>
         </h2>
+        {!onTraceView && <a href={paths.trace(id)}>Open its trace page</a>}
         {status && !finished && (
           <button type="button" class="danger" onClick={onCancel} disabled={cancel.busy}>
             Cancel query
