@@ -49,12 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--batch-id", help="resume (or read the summary of) this batch; new batches get a fresh id")
     batch.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where histories, corpora and results live")
     batch.add_argument("--concurrency", type=int, help="queries running at once (default RLM_BATCH_CONCURRENCY)")
+    batch.add_argument("--strategies", help="comma-separated, from rlm,keyword,vector,hybrid,agentic (default: rlm)")
+    batch.add_argument("--judge", action=argparse.BooleanOptionalAction, help="LLM judge scores (default: on with several strategies)")
     batch.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     trace = commands.add_parser("trace", help="show a query's recursion tree with every step")
     trace.add_argument("instance_id", help="the query's instance id (printed by ask)")
     trace.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     trace.add_argument("--json", action="store_true", help="print the whole trace tree as JSON")
+
+    from devhost.compare_cli import add_compare_parser
+
+    add_compare_parser(commands, DEFAULT_STATE_DIR)
 
     serve = commands.add_parser("serve", help="serve the app's HTTP API like `func start`")
     serve.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -234,6 +240,10 @@ def _batch_from_args(args: argparse.Namespace, batch_id: str) -> BatchRequest:
         body |= {"documents": documents} if documents else {"corpus": corpus}
         if args.concurrency is not None:
             body["concurrency"] = args.concurrency
+        if args.strategies:
+            body["strategies"] = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        if args.judge is not None:
+            body["judge"] = args.judge
         return BatchRequest.model_validate(body)
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
@@ -247,13 +257,16 @@ def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
     table = Table.grid(padding=(0, 2))
     table.add_row("questions", f"{summary.count} ({summary.answered} answered, {summary.failed} failed)")
     if summary.accuracy is not None:
-        table.add_row("accuracy", f"{summary.accuracy:.1%} ({summary.correct} of {summary.with_expected} with an expected answer)")
+        table.add_row("accuracy", f"{summary.accuracy:.1%} ({summary.correct} of {summary.with_expected} with an expected answer), F1 {summary.f1:.2f}")
     table.add_row("model calls", f"{summary.usage.model_calls} ({summary.total_tokens} tokens)")
     if summary.latency_seconds is not None:
         lat = summary.latency_seconds
         table.add_row("latency", f"mean {lat.mean:.1f} s, p50 {lat.p50:.1f} s, p95 {lat.p95:.1f} s, max {lat.max:.1f} s")
     console.print(table)
-    console.print(f"Rows (JSONL, one per question): {rows}", soft_wrap=True, markup=False, highlight=False)
+    from devhost.compare_cli import print_strategy_summaries
+
+    print_strategy_summaries(console, summary)
+    console.print(f"Rows (JSONL, one per question and strategy): {rows}", soft_wrap=True, markup=False, highlight=False)
 
 
 async def trace(args: argparse.Namespace, console: Console) -> int:
@@ -289,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         prepare_environment(args.state_dir)
-        command = {"ask": ask, "batch": batch, "trace": trace, "serve": serve}[args.command]
+        from devhost.compare_cli import compare
+
+        command = {"ask": ask, "batch": batch, "trace": trace, "serve": serve, "compare": compare}[args.command]
         return asyncio.run(command(args, console))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

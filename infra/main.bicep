@@ -39,6 +39,26 @@ param subModelVersion string = '2026-03-17'
 @description('Capacity of each model deployment, in thousands of tokens per minute.')
 param modelCapacity int = 50
 
+@description('Deployment name (EMBEDDING_MODEL) of the embedding model the vector, hybrid and agentic baselines use.')
+param embeddingModelDeployment string = 'text-embedding-3-small'
+
+@description('Model behind EMBEDDING_MODEL.')
+param embeddingModelName string = 'text-embedding-3-small'
+
+@description('Model version behind EMBEDDING_MODEL.')
+param embeddingModelVersion string = '1'
+
+@allowed([
+  'GlobalStandard'
+  'Standard'
+])
+@description('Deployment type of the embedding model; Standard where the region has no global deployment of it.')
+param embeddingSkuName string = 'GlobalStandard'
+
+@minValue(1)
+@description('Capacity of the embedding deployment, in thousands of tokens per minute (indexing a corpus embeds all of it once).')
+param embeddingCapacity int = 120
+
 @minValue(1)
 @description('Upper bound of sandbox sessions alive at once in the ACA pool (one per running query instance).')
 param maxConcurrentSessions int = 20
@@ -165,6 +185,11 @@ module ai 'modules/ai.bicep' = {
     subModelName: subModelName
     subModelVersion: subModelVersion
     capacity: modelCapacity
+    embeddingModelDeployment: embeddingModelDeployment
+    embeddingModelName: embeddingModelName
+    embeddingModelVersion: embeddingModelVersion
+    embeddingCapacity: embeddingCapacity
+    embeddingSkuName: embeddingSkuName
   }
 }
 
@@ -224,6 +249,7 @@ module functionApp 'modules/functionapp.bicep' = {
     modelEndpoint: ai.outputs.endpoint
     rootModelDeployment: ai.outputs.rootDeployment
     subModelDeployment: ai.outputs.subDeployment
+    embeddingModelDeployment: ai.outputs.embeddingDeployment
   }
 }
 

@@ -1,10 +1,12 @@
-"""Batches: many questions over one corpus, each a root `rlm_orchestrator` run as a
-sub-orchestration, at most `concurrency` at a time, then JSONL rows and a summary.
+"""Batches: many questions over one corpus, each answered by every strategy the batch
+names (RLM, the retrieval baselines) as a sub-orchestration, at most `concurrency` at a
+time, then JSONL rows and a summary.
 
 The orchestrator keeps a sliding window with `task_any`: as one query ends the next
-starts, so a slow question does not hold a whole wave back. A failed query is a failed
-row, never a failed batch. Questions are read from a blob a page at a time, so no
-history event grows with the batch.
+starts, so a slow question does not hold a whole wave back; the judge's grading of an
+answer, when asked for, runs in the same window. A failed query is a failed row, never
+a failed batch. Questions are read from a blob a page at a time, so no history event
+grows with the batch.
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ from rlm_activities.batch_models import (
     summary_key,
 )
 from rlm_activities.batch_results import build_row, summarize
-from rlm_activities.orchestrator import ORCHESTRATOR
+from rlm_activities.orchestrator import MODEL_RETRY, ORCHESTRATOR
+from rlm_activities.retrieval import STRATEGY_ORCHESTRATOR
 from rlm_activities.starts import start_once
 from shared.catalog import Catalog, Outcome, body_digest
 from shared.config import Settings
+from shared.judge import JudgeInput, read_judgement
 from shared.models import QueryRequest
 from shared.payloads import TextRef
+from shared.retrieval.loop import strategy_task
+from shared.retrieval.models import PrepareInput, Strategy
 from shared.starting import root_task, store_request_corpus
 from shared.step_models import QUESTION_INLINE
 from shared.storage.base import BlobStore
@@ -65,6 +71,8 @@ def prepare_batch(request: BatchRequest, batch_id: str, settings: Settings, stor
         options=request.options,
     )
     template = root_task(first, batch_instance_id(batch_id), settings, store)
+    by_id = first.model_copy(update={"corpus": None, "documents": None, "corpus_id": template.corpus_id})
+    baselines = {s: strategy_task(by_id, s, batch_instance_id(batch_id), settings, store) for s in request.strategies if s != "rlm"}
     questions = [
         StoredQuestion(id=q.id or str(n), question=q.question, expected=q.expected)
         for n, q in enumerate(request.questions, start=1)
@@ -76,6 +84,9 @@ def prepare_batch(request: BatchRequest, batch_id: str, settings: Settings, stor
         count=len(questions),
         concurrency=request.concurrency or settings.batch_concurrency,
         template=template,
+        strategies=request.strategies,
+        baselines=baselines,
+        judge_model=settings.judge if request.judged else None,
     )
 
 
@@ -91,36 +102,45 @@ def rlm_batch(context: df.DurableOrchestrationContext) -> Steps:
 
 
 class BatchRun:
-    """The window of running queries and the counts shown as custom status."""
+    """The window of running work (queries, and the judge's grading of their answers) and
+    the counts shown as custom status."""
 
     def __init__(self, context: df.DurableOrchestrationContext, batch: BatchTask) -> None:
         self.context = context
         self.batch = batch
         self.questions: list[TextRef] = []
-        self.running: dict[Any, int] = {}
-        self.errors: dict[int, str] = {}
-        self.progress = BatchProgress(phase="running", total=batch.count)
+        self.running: dict[Any, tuple[str, str]] = {}
+        self.errors: dict[str, str] = {}
+        self.progress = BatchProgress(phase="running", total=batch.count * len(batch.strategies))
 
     def run(self) -> Steps:
         started_at = self.context.current_utc_datetime.isoformat()
-        next_index = 0
         self._report()
-        while next_index < self.batch.count or self.running:
-            while next_index < self.batch.count and len(self.running) < self.batch.concurrency:
-                yield from self._start(next_index)
-                next_index += 1
+        if self.batch.baselines:
+            yield from self._prepare_indexes()
+        work = [(index, strategy) for index in range(self.batch.count) for strategy in self.batch.strategies]
+        next_item = 0
+        while next_item < len(work) or self.running:
+            while next_item < len(work) and len(self.running) < self.batch.concurrency:
+                yield from self._start(*work[next_item])
+                next_item += 1
             self._report()
             finished = yield self.context.task_any(list(self.running))
-            index = self.running.pop(finished)
+            kind, instance_id = self.running.pop(finished)
+            if kind == "judge":
+                continue
             if isinstance(finished.result, Exception):
-                self.errors[index] = str(finished.result)[:ERROR_CHARS]
+                self.errors[instance_id] = str(finished.result)[:ERROR_CHARS]
                 self.progress.failed += 1
+            elif self.batch.judge_model:
+                self._judge(instance_id)
             self.progress.done += 1
         self.progress.phase = "writing results"
         self._report()
         write = WriteInput(
             batch_id=self.batch.batch_id,
             count=self.batch.count,
+            strategies=self.batch.strategies,
             errors=self.errors,
             started_at=started_at,
             ended_at=self.context.current_utc_datetime.isoformat(),
@@ -130,18 +150,39 @@ class BatchRun:
         self._report()
         return summary
 
-    def _start(self, index: int) -> Steps:
+    def _prepare_indexes(self) -> Steps:
+        """Build the corpus's indexes once, before the window runs many queries over them."""
+        self.progress.phase = "indexing"
+        self._report()
+        prepare = PrepareInput(corpus_id=self.batch.template.corpus_id, strategies=self.batch.strategies)
+        try:
+            yield self.context.call_activity_with_retry("prepare_indexes", MODEL_RETRY, prepare.model_dump())
+        except Exception:  # noqa: BLE001 - each baseline query retries it and fails its own row
+            pass
+        self.progress.phase = "running"
+
+    def _start(self, index: int, strategy: Strategy) -> Steps:
         if index >= len(self.questions):
             page = PageInput(batch_id=self.batch.batch_id, start=index, count=QUESTIONS_PAGE)
             output = yield self.context.call_activity_with_retry("batch_questions", STORAGE_RETRY, page.model_dump())
             self.questions.extend(PageOutput.model_validate(output).questions)
-        instance_id = query_instance_id(self.batch.batch_id, index)
-        # Each question is a root query with a trace of its own (derived from its id, so replays agree).
-        task = self.batch.template.model_copy(update={"question": self.questions[index], "root_id": instance_id, "trace": None})
-        self.running[self.context.call_sub_orchestrator(ORCHESTRATOR, task.model_dump(), instance_id)] = index
+        instance_id = query_instance_id(self.batch.batch_id, index, strategy)
+        update: dict[str, Any] = {"question": self.questions[index], "root_id": instance_id}
+        if strategy == "rlm":
+            # Each question is a root query with a trace of its own (derived from its id, so replays agree).
+            name, template, update = ORCHESTRATOR, self.batch.template, update | {"trace": None}
+        else:
+            name, template = STRATEGY_ORCHESTRATOR, self.batch.baselines[strategy]
+        task = template.model_copy(update=update)
+        self.running[self.context.call_sub_orchestrator(name, task.model_dump(), instance_id)] = ("query", instance_id)
+
+    def _judge(self, instance_id: str) -> None:
+        assert self.batch.judge_model is not None
+        grade = JudgeInput(root_id=instance_id, instance_id=instance_id, model=self.batch.judge_model)
+        self.running[self.context.call_activity_with_retry("judge_answer", MODEL_RETRY, grade.model_dump())] = ("judge", instance_id)
 
     def _report(self) -> None:
-        self.progress.running = len(self.running)
+        self.progress.running = sum(1 for kind, _ in self.running.values() if kind == "query")
         self.context.set_custom_status(self.progress.model_dump())
 
 
@@ -162,13 +203,16 @@ def write_batch_results(payload: dict) -> dict:
     traces = services.traces()
     rows = []
     for index, question in enumerate(load_questions(store, p.batch_id)[: p.count]):
-        instance_id = query_instance_id(p.batch_id, index)
-        result = traces.result(instance_id, instance_id)
-        answer = result.answer_ref.resolve(store) if result else None
-        rows.append(build_row(p.batch_id, index, question, result, answer, p.errors.get(index)))
+        for strategy in p.strategies:
+            instance_id = query_instance_id(p.batch_id, index, strategy)
+            result = traces.result(instance_id, instance_id)
+            answer = result.answer_ref.resolve(store) if result else None
+            judged = read_judgement(traces, instance_id, instance_id)
+            scores = judged.scores if judged else None
+            rows.append(build_row(instance_id, strategy, question, result, answer, p.errors.get(instance_id), scores))
     container = store.containers.results
     results, summary_path = f"{container}/{results_key(p.batch_id)}", f"{container}/{summary_key(p.batch_id)}"
-    summary = summarize(p.batch_id, rows, p.started_at, p.ended_at, results, summary_path)
+    summary = summarize(p.batch_id, rows, p.started_at, p.ended_at, results, summary_path, p.strategies)
     store.put_text(container, results_key(p.batch_id), "".join(row.model_dump_json() + "\n" for row in rows))
     store.put_text(container, summary_key(p.batch_id), summary.model_dump_json(indent=2))
     return summary.model_dump()

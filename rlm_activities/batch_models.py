@@ -12,8 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared.grading import JudgeScores
 from shared.models import NOT_BLANK, CorpusSource, NonBlank, QueryOptions, Strict, TokenUsage
 from shared.payloads import TextRef
+from shared.retrieval.models import Baseline, Strategy, StrategyTask
 from shared.step_models import RlmTask
 
 BATCH_ORCHESTRATOR = "rlm_batch"
@@ -30,9 +32,11 @@ def batch_instance_id(batch_id: str) -> str:
     return f"batch-{batch_id}"
 
 
-def query_instance_id(batch_id: str, index: int) -> str:
-    """The root query of question `index` (0-based); stable, so a replay finds it again."""
-    return f"{batch_instance_id(batch_id)}-{index + 1}"
+def query_instance_id(batch_id: str, index: int, strategy: Strategy = "rlm") -> str:
+    """The root query of question `index` (0-based) by one strategy; stable, so a replay
+    finds it again. RLM queries keep the plain `batch-{id}-{n}`."""
+    base = f"{batch_instance_id(batch_id)}-{index + 1}"
+    return base if strategy == "rlm" else f"{base}-{strategy}"
 
 
 def questions_key(batch_id: str) -> str:
@@ -71,6 +75,20 @@ class BatchRequest(CorpusSource):
     )
     options: QueryOptions = Field(default_factory=QueryOptions)
     concurrency: int | None = Field(None, ge=1, le=64)
+    strategies: list[Strategy] = Field(default_factory=lambda: ["rlm"], min_length=1, max_length=5, json_schema_extra={"uniqueItems": True})
+    # The LLM judge grades every answer; by default only when strategies are compared.
+    judge: bool | None = None
+
+    @field_validator("strategies")
+    @classmethod
+    def _each_strategy_once(cls, value: list[Strategy]) -> list[Strategy]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each strategy once")
+        return value
+
+    @property
+    def judged(self) -> bool:
+        return self.judge if self.judge is not None else len(self.strategies) > 1
 
     @field_validator("questions", mode="before")
     @classmethod
@@ -101,12 +119,16 @@ class StoredQuestion(BaseModel):
 
 
 class BatchTask(BaseModel):
-    """Input of the batch orchestration: where the questions are and how to run each."""
+    """Input of the batch orchestration: where the questions are and how to run each, by
+    each strategy (`baselines` holds the templates of the retrieval ones)."""
 
     batch_id: str
     count: int = Field(ge=1)
     concurrency: int = Field(ge=1)
     template: RlmTask
+    strategies: list[Strategy] = Field(default_factory=lambda: ["rlm"])
+    baselines: dict[Baseline, StrategyTask] = Field(default_factory=dict)
+    judge_model: str | None = None
 
 
 class PageInput(BaseModel):
@@ -120,11 +142,12 @@ class PageOutput(BaseModel):
 
 
 class WriteInput(BaseModel):
-    """Errors only for queries that failed (short; a stored result's error wins)."""
+    """Errors only for queries that failed, by instance id (short; a stored result's error wins)."""
 
     batch_id: str
     count: int
-    errors: dict[int, str] = Field(default_factory=dict)
+    strategies: list[Strategy] = Field(default_factory=lambda: ["rlm"])
+    errors: dict[str, str] = Field(default_factory=dict)
     started_at: str
     ended_at: str
 
@@ -140,19 +163,22 @@ class BatchProgress(BaseModel):
 
 
 class BatchRow(BaseModel):
-    """One line of results/{batch_id}.jsonl."""
+    """One line of results/{batch_id}.jsonl: one question answered by one strategy."""
 
     id: str
+    strategy: Strategy = "rlm"
     question: str
     answer: str | None
     expected: str | None
     correct: bool | None
+    f1: float | None = None
     forced: bool = False
     iterations: int | None
     usage: TokenUsage
     sources: list[str] = Field(default_factory=list)
     duration_seconds: float | None
     instance_id: str
+    judge: JudgeScores | None = None
     error: str | None = None
 
 
@@ -163,6 +189,28 @@ class Latency(BaseModel):
     max: float
 
 
+class JudgeMeans(BaseModel):
+    """Mean judge scores (1-5) over the answers the judge scored."""
+
+    relevance: float | None = None
+    groundedness: float | None = None
+    coherence: float | None = None
+
+
+class StrategySummary(BaseModel):
+    """One strategy's share of a batch."""
+
+    count: int
+    answered: int
+    failed: int
+    accuracy: float | None
+    f1: float | None
+    judge: JudgeMeans | None
+    latency_seconds: Latency | None
+    cost: float | None = None
+    usage: TokenUsage
+
+
 class BatchSummary(BaseModel):
     batch_id: str
     count: int
@@ -171,6 +219,7 @@ class BatchSummary(BaseModel):
     with_expected: int
     correct: int
     accuracy: float | None
+    f1: float | None = None
     usage: TokenUsage
     total_tokens: int
     latency_seconds: Latency | None
@@ -178,3 +227,4 @@ class BatchSummary(BaseModel):
     ended_at: str
     results: str
     summary: str
+    strategies: dict[str, StrategySummary] | None = None

@@ -1,51 +1,51 @@
-"""Scoring and summarising a batch: pure functions, so the rules are easy to read and test."""
+"""Scoring and summarising a batch: pure functions, so the rules are easy to read and test.
+The scores themselves are shared.grading's, the same as a comparison's."""
 
 from __future__ import annotations
 
 import math
-import re
 import statistics
-import unicodedata
 from collections.abc import Iterable
 
-from rlm_activities.batch_models import BatchRow, BatchSummary, Latency, StoredQuestion, query_instance_id
+from rlm_activities.batch_models import BatchRow, BatchSummary, JudgeMeans, Latency, StoredQuestion, StrategySummary
+from shared.grading import RUBRICS, JudgeScores, exact_match, token_f1
 from shared.models import QueryResult, TokenUsage
-
-NON_WORD = re.compile(r"[\W_]+")
-
-
-def normalize(text: str) -> str:
-    """Case, Unicode compatibility forms, punctuation and spacing do not make an answer wrong."""
-    return NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+from shared.retrieval.models import Strategy
 
 
-def is_correct(answer: str, expected: str) -> bool:
-    """Normalized exact match, or the expected answer appearing as whole words in the answer."""
-    got, want = normalize(answer), normalize(expected)
-    if not want:
-        return got == want
-    return got == want or f" {want} " in f" {got} "
-
-
-def build_row(batch_id: str, index: int, question: StoredQuestion, result: QueryResult | None, answer: str | None, error: str | None) -> BatchRow:
+def build_row(
+    instance_id: str,
+    strategy: Strategy,
+    question: StoredQuestion,
+    result: QueryResult | None,
+    answer: str | None,
+    error: str | None,
+    judge: JudgeScores | None = None,
+) -> BatchRow:
     """A row from the query's stored result and the error its orchestration ended with, if any."""
-    instance_id = query_instance_id(batch_id, index)
     failed = result is None or result.failed or error is not None
     if failed:
         error = (result.error if result else None) or error or "the query ended without a result"
-    correct = None if question.expected is None else (not failed and answer is not None and is_correct(answer, question.expected))
+    correct = f1 = None
+    if question.expected is not None:
+        scored = answer if not failed and answer is not None else ""
+        correct = bool(scored) and exact_match(scored, question.expected)
+        f1 = token_f1(scored, question.expected) if scored else 0.0
     return BatchRow(
         id=question.id,
+        strategy=strategy,
         question=question.question,
         answer=None if failed else answer,
         expected=question.expected,
         correct=correct,
+        f1=f1,
         forced=bool(result and result.forced),
         iterations=result.iterations if result else None,
         usage=total_usage(result.usage.values()) if result else TokenUsage(),
         sources=[s.title for s in result.sources] if result else [],
         duration_seconds=result.duration_seconds if result else None,
         instance_id=instance_id,
+        judge=judge if not failed else None,
         error=error if failed else None,
     )
 
@@ -60,33 +60,75 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-def summarize(batch_id: str, rows: list[BatchRow], started_at: str, ended_at: str, results: str, summary: str) -> BatchSummary:
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def latency(rows: list[BatchRow]) -> Latency | None:
+    durations = sorted(r.duration_seconds for r in rows if r.duration_seconds is not None and r.error is None)
+    if not durations:
+        return None
+    return Latency(
+        mean=round(statistics.fmean(durations), 3),
+        p50=percentile(durations, 0.5),
+        p95=percentile(durations, 0.95),
+        max=durations[-1],
+    )
+
+
+def judge_means(rows: list[BatchRow]) -> JudgeMeans | None:
+    """Each rubric's mean over the answers the judge gave that score."""
+    judged = [r.judge for r in rows if r.judge is not None]
+    if not judged:
+        return None
+    return JudgeMeans(**{rubric: _mean([s for j in judged if (s := getattr(j, rubric)) is not None]) for rubric in RUBRICS})
+
+
+def strategy_summary(rows: list[BatchRow]) -> StrategySummary:
     failed = sum(1 for r in rows if r.error is not None)
     scored = [r for r in rows if r.correct is not None]
-    correct = sum(1 for r in scored if r.correct)
-    durations = sorted(r.duration_seconds for r in rows if r.duration_seconds is not None and r.error is None)
-    usage = total_usage(r.usage for r in rows)
-    latency = None
-    if durations:
-        latency = Latency(
-            mean=round(statistics.fmean(durations), 3),
-            p50=percentile(durations, 0.5),
-            p95=percentile(durations, 0.95),
-            max=durations[-1],
-        )
-    return BatchSummary(
-        batch_id=batch_id,
+    return StrategySummary(
         count=len(rows),
         answered=len(rows) - failed,
         failed=failed,
+        accuracy=round(sum(1 for r in scored if r.correct) / len(scored), 4) if scored else None,
+        f1=_mean([r.f1 or 0.0 for r in scored]),
+        judge=judge_means(rows),
+        latency_seconds=latency(rows),
+        usage=total_usage(r.usage for r in rows),
+    )
+
+
+def summarize(
+    batch_id: str,
+    rows: list[BatchRow],
+    started_at: str,
+    ended_at: str,
+    results: str,
+    summary: str,
+    strategies: list[Strategy] | None = None,
+) -> BatchSummary:
+    """The whole batch, and each strategy apart when the batch ran more than RLM."""
+    overall = strategy_summary(rows)
+    scored = [r for r in rows if r.correct is not None]
+    per_strategy = None
+    if strategies and strategies != ["rlm"]:
+        per_strategy = {s: strategy_summary([r for r in rows if r.strategy == s]) for s in strategies}
+    return BatchSummary(
+        batch_id=batch_id,
+        count=len(rows),
+        answered=overall.answered,
+        failed=overall.failed,
         with_expected=len(scored),
-        correct=correct,
-        accuracy=round(correct / len(scored), 4) if scored else None,
-        usage=usage,
-        total_tokens=usage.prompt_tokens + usage.completion_tokens,
-        latency_seconds=latency,
+        correct=sum(1 for r in scored if r.correct),
+        accuracy=overall.accuracy,
+        f1=overall.f1,
+        usage=overall.usage,
+        total_tokens=overall.usage.prompt_tokens + overall.usage.completion_tokens,
+        latency_seconds=overall.latency_seconds,
         started_at=started_at,
         ended_at=ended_at,
         results=results,
         summary=summary,
+        strategies=per_strategy,
     )

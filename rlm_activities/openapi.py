@@ -45,8 +45,10 @@ from rlm_activities.api_models import (
     SectionText,
 )
 from rlm_activities.batch_models import BATCH_ID, BatchRequest
+from rlm_activities.compare_http import CompareStarted, CompareStatus
 from rlm_activities.http_api import RETRY_AFTER_SECONDS, CorpusUpload
 from rlm_activities.http_io import IDEMPOTENCY_KEY, LIST_DEFAULT, LIST_MAX, json_response
+from shared.compare import COMPARE_ID, CompareRequest
 from shared.models import NOT_BLANK, SHA256_HEX, QueryRequest
 from shared.step_models import INSTANCE_ID
 from shared.trace import TraceNode
@@ -91,6 +93,7 @@ def _query(name: str, schema: Schema, what: str, *, required: bool = False) -> P
 QUERY_ID = _path("instance_id", INSTANCE_ID, "a query's instance id")
 BATCH = _path("batch_id", BATCH_ID, "a batch id")
 CORPUS = _path("corpus_id", SHA256_HEX, "a stored corpus id (its sha256)")
+COMPARISON = _path("compare_id", COMPARE_ID, "a comparison id")
 LIMIT = _query("limit", Schema(type="integer", minimum=1, maximum=LIST_MAX, default=LIST_DEFAULT), "how many, newest first")
 KEY = Parameter(
     name="Idempotency-Key",
@@ -227,6 +230,28 @@ ROUTES: tuple[Route, ...] = (
         "A batch's rows as JSON Lines",
         {200: Reply("one JSON object per question", TEXT, media="application/x-ndjson"), 400: BAD, 404: Reply("no rows (yet)")},
         parameters=(BATCH,),
+    ),
+    Route(
+        "post",
+        "/api/compare",
+        "start_compare",
+        "Answer one question with RLM and retrieval baselines side by side",
+        {
+            202: Reply("started; poll status_url", CompareStarted, headers={"Location": "the comparison's status_url"}),
+            400: BAD,
+            404: Reply("the corpus_id names no stored corpus"),
+            413: TOO_LARGE,
+            429: Reply("as many queries are running as the service allows", headers={"Retry-After": RETRY_AFTER}),
+        },
+        body={"application/json": CompareRequest},
+    ),
+    Route(
+        "get",
+        "/api/compare/{compare_id}",
+        "get_compare",
+        "A comparison's progress, then every strategy's answer with its scores",
+        {200: Reply("progress, and the result once done", CompareStatus), 400: BAD, 404: Reply("no such comparison")},
+        parameters=(COMPARISON,),
     ),
     Route(
         "get",

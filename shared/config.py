@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     # get 429 with Retry-After. A batch's queries are bounded by its own concurrency.
     max_running_queries: int = Field(16, ge=1, le=10_000, alias="RLM_MAX_RUNNING_QUERIES")
 
+    # Retrieval baselines (keyword, vector, hybrid, agentic) and the judge that grades answers.
+    embedding_model: str = Field("text-embedding-3-small", min_length=1, alias="EMBEDDING_MODEL")
+    judge_model: str | None = Field(None, min_length=1, alias="JUDGE_MODEL")
+    retrieval_top_k: int = Field(8, ge=1, le=50, alias="RETRIEVAL_TOP_K")
+    retrieval_passage_chars: int = Field(1200, ge=200, le=8000, alias="RETRIEVAL_PASSAGE_CHARS")
+    agentic_max_rounds: int = Field(3, ge=1, le=10, alias="AGENTIC_MAX_ROUNDS")
+    # Azure AI Search serves keyword, vector and hybrid retrieval when set (keyless).
+    azure_search_endpoint: str | None = Field(None, alias="AZURE_SEARCH_ENDPOINT")
+    search_index_name: str = Field("rlm-passages", pattern=r"^[a-z0-9][a-z0-9-]{1,126}$", alias="SEARCH_INDEX_NAME")
+
     @field_validator("allowed_models", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -77,6 +87,11 @@ class Settings(BaseSettings):
         if self.model_provider and not self.model_base_url:
             raise ValueError("MODEL_PROVIDER is set but MODEL_BASE_URL (or AZURE_PROJECT_ENDPOINT) is not")
         return self
+
+    @property
+    def judge(self) -> str:
+        """The model that grades answers: JUDGE_MODEL, else the root model."""
+        return self.judge_model or self.root_model
 
     @property
     def model_configured(self) -> bool:

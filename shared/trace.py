@@ -13,7 +13,7 @@ from shared.prompts import Turn
 from shared.protocol import truncate_output
 from shared.storage.base import BlobNotFound, BlobStore
 
-StepKind = Literal["generate", "execute", "resume", "leaf", "forced"]
+StepKind = Literal["generate", "execute", "resume", "leaf", "forced", "index", "retrieve", "rewrite", "answer", "judge"]
 
 
 def utcnow() -> datetime:
@@ -31,8 +31,28 @@ class InstanceMeta(BaseModel):
     corpus_id: str
     context_chars: int
     started_at: datetime
+    strategy: str = "rlm"
     model: str | None = None
     requested_model: str | None = None  # what the parent's code asked for with `model=`, if it did
+
+
+class RetrievedPassage(BaseModel):
+    """A passage a retrieval step found, by rank."""
+
+    passage: int
+    title: str
+    document_id: str | None = None
+    score: float
+
+
+class RetrievalDetail(BaseModel):
+    """What a retrieval baseline's step did: the indexes it built or reused, the query it
+    ran and what that found."""
+
+    query: str | None = None
+    hits: list[RetrievedPassage] = Field(default_factory=list)
+    built: list[str] = Field(default_factory=list)
+    reused: list[str] = Field(default_factory=list)
 
 
 class StepRecord(BaseModel):
@@ -55,6 +75,7 @@ class StepRecord(BaseModel):
     # A leaf step answers one pending request of its parent's cell: which one, so a
     # reader of the trace can tell the siblings of a fan-out apart.
     request_id: str | None = None
+    retrieval: RetrievalDetail | None = None
     error: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]

@@ -45,6 +45,12 @@ OPTIONAL_IN_AZURE: dict[str, str] = {
     "RLM_BATCH_CONCURRENCY": "default kept, operators tune it per app",
     "RLM_MAX_RUNNING_QUERIES": "default kept; operators raise it with the session pool and model quota",
     "RLM_MAX_PARALLEL_SUBQUERIES": "default kept; the session pool's maxConcurrentSessions is the real cap in Azure",
+    "JUDGE_MODEL": "the judge defaults to ROOT_MODEL's deployment",
+    "RETRIEVAL_TOP_K": "retrieval tuning; default kept",
+    "RETRIEVAL_PASSAGE_CHARS": "retrieval tuning; default kept",
+    "AGENTIC_MAX_ROUNDS": "retrieval tuning; default kept",
+    "AZURE_SEARCH_ENDPOINT": "optional: without it the baselines search indexes kept in Blob Storage",
+    "SEARCH_INDEX_NAME": "only with AZURE_SEARCH_ENDPOINT; default kept",
     "RLM_ALLOWED_MODELS": "none by default: code may name only the deployed ROOT_MODEL and SUB_MODEL",
 }
 
@@ -243,6 +249,7 @@ def test_main_wires_module_outputs_into_app_settings() -> None:
     params = body(parse(INFRA / "main.bicep")["modules"]["functionApp"])["params"]
     assert dotted(params["sessionPoolEndpoint"]) == "sessionPool.outputs.poolManagementEndpoint"
     assert dotted(params["modelEndpoint"]) == "ai.outputs.endpoint"
+    assert dotted(params["embeddingModelDeployment"]) == "ai.outputs.embeddingDeployment"
     assert dotted(params["schedulerEndpoint"]) == "durableTask.outputs.endpoint"
     assert dotted(params["blobEndpoint"]) == "storage.outputs.blobEndpoint"
     assert dotted(params["identityClientId"]) == "identity.outputs.clientId"
@@ -306,6 +313,18 @@ def test_session_pool_is_python_with_egress_disabled() -> None:
 def test_ai_account_disables_local_auth() -> None:
     account = body(parse(MODULES / "ai.bicep")["resources"]["account"])["properties"]
     assert account["disableLocalAuth"] is True
+
+
+def test_ai_account_deploys_the_embedding_model_after_the_chat_models() -> None:
+    template = parse(MODULES / "ai.bicep")
+    embedding = body(template["resources"]["embeddingDeployment"])
+    assert dotted(embedding["name"]) == "embeddingModelDeployment"
+    assert dotted(embedding["properties"]["model"]["name"]) == "embeddingModelName"
+    assert embedding["properties"]["model"]["format"] == "OpenAI"
+    assert set(embedding["dependsOn"]) == {"rootDeployment", "subDeployment"}  # one deployment at a time per account
+    assert bicep_app_settings()["EMBEDDING_MODEL"] == "embeddingModelDeployment"
+    defaults = {name: p.get("default") for name, p in parse(INFRA / "main.bicep")["parameters"].items()}
+    assert defaults["embeddingModelName"] == "text-embedding-3-small" and defaults["embeddingModelVersion"] == "1"
 
 
 def test_copilot_cli_path_matches_the_packaging_hook() -> None:

@@ -75,8 +75,8 @@ def test_scripted_errors_and_broken_scripts(model_server: ModelServer) -> None:
 
 def test_models_listing_and_unknown_routes_are_logged(model_server: ModelServer) -> None:
     assert httpx.get(model_server.url + "/models").json() == {"object": "list", "data": []}
-    assert httpx.post(model_server.url + "/embeddings", json={}).status_code == 404
-    assert model_server.other_requests == [("GET", "/models"), ("POST", "/embeddings")]
+    assert httpx.post(model_server.url + "/completions", json={}).status_code == 404
+    assert model_server.other_requests == [("GET", "/models"), ("POST", "/completions")]
     assert model_server.calls == []
 
 
@@ -92,3 +92,24 @@ def test_sequential_calls_do_not_overlap(model_server: ModelServer) -> None:
     for _ in range(3):
         chat(model_server)
     assert model_server.max_overlap() == 1
+
+
+@pytest.mark.parametrize("path", ["/embeddings", "/v1/embeddings", "/openai/v1/embeddings", "/openai/deployments/emb/embeddings"])
+def test_embeddings_are_deterministic_hashed_bags_of_words(model_server: ModelServer, path: str) -> None:
+    texts = ["The secret code of the harbor is 4417.", "Wind and snow on the ridge road.", "the harbor secret code?"]
+    first = httpx.post(model_server.url + path, json={"model": "emb", "input": texts}, timeout=10).json()
+    again = httpx.post(model_server.url + path, json={"model": "emb", "input": texts[0]}, timeout=10).json()
+    vectors = [d["embedding"] for d in first["data"]]
+    assert [d["index"] for d in first["data"]] == [0, 1, 2] and len(vectors[0]) == 1024
+    assert again["data"][0]["embedding"] == vectors[0]
+    cosine = [sum(a * b for a, b in zip(vectors[2], v, strict=True)) for v in vectors[:2]]
+    assert cosine[0] > 0.5 > cosine[1]  # the question is nearest to the passage naming it
+    assert first["usage"]["prompt_tokens"] == sum(len(t.split()) for t in texts)
+    assert [c.model for c in model_server.embedding_calls] == ["emb", "emb"]
+    assert [len(c.inputs) for c in model_server.embedding_calls] == [3, 1]
+    assert not model_server.calls  # embeddings are not chat calls
+
+
+def test_embeddings_reject_empty_input(model_server: ModelServer) -> None:
+    response = httpx.post(model_server.url + "/embeddings", json={"model": "emb", "input": []}, timeout=10)
+    assert response.status_code == 400 and "input" in response.json()["error"]["message"]

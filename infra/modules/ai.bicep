@@ -10,6 +10,11 @@ param subModelDeployment string
 param subModelName string
 param subModelVersion string
 param capacity int
+param embeddingModelDeployment string
+param embeddingModelName string
+param embeddingModelVersion string
+param embeddingCapacity int
+param embeddingSkuName string
 
 var separateSubModel = subModelDeployment != rootModelDeployment
 
@@ -68,7 +73,30 @@ resource subDeployment 'Microsoft.CognitiveServices/accounts/deployments@2024-10
   }
 }
 
+// The embedding model the retrieval baselines (vector, hybrid, agentic) index and search with.
+resource embeddingDeployment 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01' = {
+  parent: account
+  name: embeddingModelDeployment
+  dependsOn: [
+    rootDeployment
+    subDeployment
+  ]
+  sku: {
+    name: embeddingSkuName
+    capacity: embeddingCapacity
+  }
+  properties: {
+    model: {
+      format: 'OpenAI'
+      name: embeddingModelName
+      version: embeddingModelVersion
+    }
+    versionUpgradeOption: 'OnceCurrentVersionExpired'
+  }
+}
+
 output name string = account.name
 output endpoint string = account.properties.endpoint
 output rootDeployment string = rootDeployment.name
 output subDeployment string = separateSubModel ? subModelDeployment : rootDeployment.name
+output embeddingDeployment string = embeddingDeployment.name

@@ -23,6 +23,7 @@ param sessionPoolEndpoint string
 param modelEndpoint string
 param rootModelDeployment string
 param subModelDeployment string
+param embeddingModelDeployment string
 
 @description('Worker threads for synchronous activities, which block on model and sandbox calls.')
 param pythonThreadCount int = 16
@@ -54,6 +55,7 @@ var appSettings = {
   MODEL_BASE_URL: modelEndpoint
   ROOT_MODEL: rootModelDeployment
   SUB_MODEL: subModelDeployment
+  EMBEDDING_MODEL: embeddingModelDeployment
   COPILOT_CLI_PATH: '${packageRoot}/bin/copilot'
   COPILOT_SKIP_CLI_DOWNLOAD: '1'
   COPILOT_HOME_DIR: '/tmp/copilot-home'

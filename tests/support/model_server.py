@@ -4,12 +4,19 @@ The model is the one part tests cannot run for real, so this server stands in fo
 the provider behind the real Copilot CLI. A script (a callable) picks each reply
 from the request; every request is recorded so tests can count model calls and
 check whether they overlapped.
+
+It also serves deterministic embeddings: a hashed bag of words, so texts sharing words
+are near each other and a passage is nearest to a question that names what it says.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
 import re
+import struct
 import sys
 import threading
 import time
@@ -24,7 +31,10 @@ DATETIME_PREFIX = re.compile(r"^\s*<current_datetime>.*?</current_datetime>\s*",
 CHAT_PATHS = re.compile(
     r"^(?:/v1|/openai/v1|/openai/deployments/(?P<deployment>[^/]+))?/chat/completions$"
 )
+EMBEDDING_PATHS = re.compile(r"^(?:/v1|/openai/v1|/openai/deployments/(?P<deployment>[^/]+))?/embeddings$")
 MODELS_PATHS = {"/models", "/v1/models", "/openai/v1/models"}
+EMBEDDING_DIMENSIONS = 1024
+WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,30 @@ class RecordedCall:
     reply: str | None = None
 
 
+@dataclass(frozen=True)
+class EmbeddingCall:
+    """One embeddings request: which model, how many inputs, with which credentials."""
+
+    path: str
+    query: str
+    model: str
+    inputs: list[str]
+    headers: dict[str, str]
+
+
+def hashed_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A unit vector of signed, log-scaled word counts hashed into `dimensions` buckets."""
+    counts: dict[str, int] = {}
+    for word in WORD.findall(text.lower()):
+        counts[word] = counts.get(word, 0) + 1
+    vector = [0.0] * dimensions
+    for word, count in counts.items():
+        digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+        vector[digest % dimensions] += (1.0 + math.log(count)) * (1 if digest >> 63 else -1)
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 def sequence(*replies: Reply) -> Script:
     """A script answering the given replies in order, then repeating the last one."""
     lock = threading.Lock()
@@ -119,6 +153,8 @@ class _State:
     latency: Latency
     calls: list[RecordedCall] = field(default_factory=list)
     other_requests: list[tuple[str, str]] = field(default_factory=list)
+    embedding_calls: list[EmbeddingCall] = field(default_factory=list)
+    embedding_errors: list[tuple[ScriptedError, dict[str, str]]] = field(default_factory=list)
     script_failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -144,6 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
         match = CHAT_PATHS.match(url.path.rstrip("/"))
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length)
+        embeddings = EMBEDDING_PATHS.match(url.path.rstrip("/"))
+        if embeddings is not None:
+            self._embed(url.path, url.query, embeddings.group("deployment"), json.loads(raw or b"{}"))
+            return
         if match is None:
             self.server.state.other_requests.append(("POST", self.path))
             self._json(404, {"error": {"message": f"no route POST {url.path}"}})
@@ -160,6 +200,33 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         self._answer(request)
+
+    def _embed(self, path: str, query: str, deployment: str | None, body: dict[str, Any]) -> None:
+        given = body.get("input")
+        inputs = [given] if isinstance(given, str) else given
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) and i for i in inputs):
+            self._json(400, {"error": {"message": "'input' must be a non-empty string or list of non-empty strings"}})
+            return
+        model = deployment or body.get("model", "")
+        call = EmbeddingCall(path, query, model, inputs, {k.lower(): v for k, v in self.headers.items()})
+        with self.server.state.lock:
+            self.server.state.embedding_calls.append(call)
+            failure = self.server.state.embedding_errors.pop(0) if self.server.state.embedding_errors else None
+        if failure is not None:
+            error, headers = failure
+            self._json(error.status, {"error": {"message": error.message, "code": error.status}}, headers)
+            return
+        dimensions = int(body.get("dimensions") or EMBEDDING_DIMENSIONS)
+        data = []
+        for index, text in enumerate(inputs):
+            vector = hashed_embedding(text, dimensions)
+            if body.get("encoding_format") == "base64":
+                encoded: Any = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+            else:
+                encoded = vector
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(count_tokens(text) for text in inputs)
+        self._json(200, {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def _answer(self, request: ScriptedRequest) -> None:
         state = self.server.state
@@ -187,11 +254,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._json(200, _completion(request, reply))
 
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
+    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -305,6 +374,17 @@ class ModelServer:
     def other_requests(self) -> list[tuple[str, str]]:
         """Requests that were not chat completions (e.g. `GET /models`)."""
         return list(self._state.other_requests)
+
+    def fail_embeddings(self, *errors: ScriptedError, retry_after: float | None = None) -> None:
+        """Answer the next embeddings requests with these errors, in order."""
+        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+        with self._state.lock:
+            self._state.embedding_errors.extend((error, headers) for error in errors)
+
+    @property
+    def embedding_calls(self) -> list[EmbeddingCall]:
+        with self._state.lock:
+            return list(self._state.embedding_calls)
 
     @property
     def script_failures(self) -> list[str]:

@@ -1,0 +1,124 @@
+"""A batch run by every strategy with the judge, through `python -m devhost batch
+--strategies ...`: per-strategy exact match, F1 and judge scores against values worked out
+by hand, and `python -m devhost compare` on the terminal."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.grading import JUDGE_SYSTEM_PROMPT
+from shared.prompts import ROOT_SYSTEM_PROMPT
+from tests.support.model_server import ModelServer, ScriptedRequest
+from tests.support.retrieval import CODE, is_answer, is_rewrite, needle_documents
+from tests.support.rlm import question_of, repl
+from tests.test_cli import cli_env
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(300)
+STRATEGIES = ["rlm", "keyword", "vector", "hybrid", "agentic"]
+QUESTIONS = [
+    {"id": "code", "question": "What is the vault's secret code?", "expected": "4417"},
+    {"id": "count", "question": "How many field reports are there?", "expected": "39"},
+]
+RLM_CODE = {
+    # the needle's section, read by code
+    QUESTIONS[0][
+        "question"
+    ]: "import re\nm = re.search(r'secret code is (\\d+)', context)\nused_sections = [\"Harbor master's log\"]\nFinal = 'The secret code is ' + m.group(1) + '.'",
+    # an aggregation over every document: code counts them
+    QUESTIONS[1][
+        "question"
+    ]: "titles = [l[3:] for l in context.splitlines() if l.startswith('## Field report')]\nused_sections = titles\nFinal = f'{len(titles)} field reports.'",
+}
+
+
+def script(request: ScriptedRequest) -> str:
+    if request.system.strip() == JUDGE_SYSTEM_PROMPT.strip():
+        answer = re.search(r"Answer:\n(.*?)\n\n", request.prompt, re.DOTALL).group(1)
+        if "Rubric: RELEVANCE" in request.prompt:
+            return "Score: 5" if re.search(r"\d", answer) else "Score: 1"
+        if "Rubric: GROUNDEDNESS" in request.prompt:
+            return "Score: 4" if "4417" in answer and "4417" in request.prompt.split("Cited sections:")[1] else "Score: 2"
+        return "Score: 3"
+    if is_rewrite(request):
+        return "ANSWER"
+    if is_answer(request):
+        found = CODE.search(request.prompt)
+        return f"It is {found.group(1)}." if found else "Not stated."
+    assert request.system.strip() == ROOT_SYSTEM_PROMPT.strip()
+    return repl(RLM_CODE[question_of(request)])
+
+
+def run_cli(tmp_path: Path, server: ModelServer, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "devhost", *args, "--state-dir", str(tmp_path / "state")]
+    env = cli_env(tmp_path, server) | {"PYTHONPATH": str(ROOT), "COLUMNS": "200"}  # tables unwrapped
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=280)
+
+
+def write_corpus(tmp_path: Path) -> Path:
+    corpus = tmp_path / "reports.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in needle_documents()), encoding="utf-8")
+    return corpus
+
+
+def test_batch_summary_scores_each_strategy_as_computed_by_hand(tmp_path: Path, model_server: ModelServer) -> None:
+    model_server.set_script(script)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8")
+    corpus = write_corpus(tmp_path)
+    done = run_cli(tmp_path, model_server, "batch", "--file", str(questions), "--corpus", str(corpus),
+                   "--strategies", ",".join(STRATEGIES), "--batch-id", "five-ways", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    per = summary["strategies"]
+    assert list(per) == STRATEGIES
+    # RLM: "The secret code is 4417." -> EM yes, F1 2*(1/4)*1/(1/4+1) = 0.4 ("the" is dropped);
+    #      "39 field reports." -> EM yes, F1 2*(1/3)/(1/3+1) = 0.5; mean 0.45.
+    assert (per["rlm"]["accuracy"], per["rlm"]["f1"]) == (1.0, 0.45)
+    # Baselines: "It is 4417." -> EM yes, F1 0.5; "Not stated." (no passage counts reports) -> 0.
+    for name in STRATEGIES[1:]:
+        assert (per[name]["accuracy"], per[name]["f1"]) == (0.5, 0.25), name
+    # Judge: relevance 5 with a number in the answer, else 1; groundedness 4 when answer and
+    # cited sections hold the code, else 2; coherence 3.
+    assert per["rlm"]["judge"] == {"relevance": 5.0, "groundedness": 3.0, "coherence": 3.0}
+    for name in STRATEGIES[1:]:
+        assert per[name]["judge"] == {"relevance": 3.0, "groundedness": 3.0, "coherence": 3.0}, name
+    assert per["rlm"]["usage"]["model_calls"] == 2 and per["keyword"]["usage"]["model_calls"] == 2
+    # a rewrite, an answer and the question's embedding per question (the index was built before)
+    assert per["agentic"]["usage"]["model_calls"] == 6 and per["vector"]["usage"]["model_calls"] == 4
+    assert all(s["latency_seconds"]["max"] > 0 and s["answered"] == s["count"] == 2 for s in per.values())
+    # overall: 6 of 10 right; F1 (0.4 + 0.5 + 4 * (0.5 + 0)) / 10
+    assert (summary["count"], summary["accuracy"], summary["f1"]) == (10, 0.6, 0.29)
+    judged = [c for c in model_server.calls if c.request.system.strip() == JUDGE_SYSTEM_PROMPT.strip()]
+    assert len(judged) == 10 * 3
+    rows = [json.loads(line) for line in (tmp_path / "state/data/results/five-ways.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["strategy"]) for r in rows[:5]] == [("code", s) for s in STRATEGIES]
+    assert rows[1]["instance_id"] == "batch-five-ways-1-keyword" and rows[1]["judge"]["relevance"] == 5
+
+    table = run_cli(tmp_path, model_server, "batch", "--batch-id", "five-ways")  # reads the stored summary
+    assert table.returncode == 0, table.stderr
+    assert "Per strategy" in table.stdout and "agentic" in table.stdout and "F1 0.29" in table.stdout
+
+
+def test_cli_compare_prints_the_strategies_side_by_side(tmp_path: Path, model_server: ModelServer) -> None:
+    model_server.set_script(script)
+    corpus = write_corpus(tmp_path)
+    done = run_cli(tmp_path, model_server, "compare", "--corpus", str(corpus), "--question", QUESTIONS[1]["question"],
+                   "--expected", "39", "--strategies", "rlm,keyword", "--compare-id", "count-reports", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    rows = {r["strategy"]: r for r in result["strategies"]}
+    assert rows["rlm"]["answer"] == "39 field reports." and rows["rlm"]["scores"]["exact_match"] is True
+    assert rows["keyword"]["answer"] == "Not stated." and rows["keyword"]["scores"]["exact_match"] is False
+    assert [(p["a"], p["b"]) for p in result["preference"]] == [("rlm", "keyword")]
+    shown = run_cli(tmp_path, model_server, "compare", "--compare-id", "count-reports")
+    assert shown.returncode == 0, shown.stderr
+    assert "39 field reports." in shown.stdout and "Not stated." in shown.stdout and "keyword" in shown.stdout
+    bad = run_cli(tmp_path, model_server, "compare", "--corpus", str(corpus), "--question", "q", "--strategies", "rlm,bm25")
+    assert bad.returncode == 2 and "strategies" in bad.stderr
