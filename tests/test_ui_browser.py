@@ -60,6 +60,18 @@ def is_root(request: ScriptedRequest) -> bool:
     return request.system.strip() == ROOT_SYSTEM_PROMPT.strip()
 
 
+def baselines_and_judge(request: ScriptedRequest) -> str:
+    """RLM code finds the ridge; a retrieval baseline's answer call says so too; the judge
+    gives 4 on every rubric and prefers the first answer."""
+    from shared.grading import JUDGE_SYSTEM_PROMPT
+
+    if is_root(request):
+        return repl("used_sections = ['Ridge']\nFinal = 'Ridge'")
+    if request.system.strip() == JUDGE_SYSTEM_PROMPT.strip():
+        return "Winner: A" if "Answer A:" in request.prompt else "Fair.\nScore: 4"
+    return "Ridge"
+
+
 @pytest.fixture(scope="module")
 def model() -> Iterator[ModelServer]:
     with ModelServer("no script set") as server:
@@ -308,36 +320,37 @@ def test_a_benchmark_opens_as_charts_and_drills_down_to_a_trace(app: LiveApp, pa
 
 @needs_route("compare")
 def test_compare_two_strategies_side_by_side(app: LiveApp, page: Any, model: ModelServer) -> None:
-    def script(request: ScriptedRequest) -> str:
-        if is_root(request):
-            return repl("used_sections = ['Ridge']\nFinal = 'Ridge'")
-        return "Ridge"
-
-    model.set_script(script)
+    model.set_script(baselines_and_judge)
     page.goto(app.url + UI + "compare")
     page.get_by_label("Paste text").check()
     page.get_by_label("Corpus text").fill("## Ridge\nThe ridge gauge reads 9.9 m.\n\n## Harbor\nThe harbor gauge reads 4.2 m.")
     page.get_by_label("Question").fill("Which gauge reads highest?")
     for strategy in ("vector", "hybrid", "agentic"):
         page.get_by_role("checkbox", name=re.compile(f"^{strategy}")).uncheck()
+
+    page.get_by_label("Expected answer (optional)").fill("Ridge")
     page.get_by_role("button", name="Compare", exact=True).click()
 
     table = page.locator("table.compare-table")
     expect(table).to_be_visible(timeout=SLOW_MS)
     expect(table.locator("thead th")).to_have_text(["Measure", "rlm", "keyword"])
+    expect(table.get_by_role("row", name=re.compile("^Exact match"))).to_have_text(re.compile("Exact match\\s*yes\\s*yes"))
+    expect(table.get_by_role("row", name=re.compile("^Relevance"))).to_have_text(re.compile("4\\.0\\s*4\\.0"))
     for strategy in ("rlm", "keyword"):
-        expect(page.get_by_role("article", name=strategy)).to_contain_text("Ridge")
+        card = page.get_by_role("article", name=strategy)
+        expect(card).to_contain_text("Ridge")
+        expect(card.get_by_role("button", name="Ridge")).to_be_visible()
+    expect(page.locator("ul.preference")).to_contain_text("rlm or keyword")
     screenshot(page, "compare")
+    page.get_by_role("article", name="keyword").get_by_role("link", name="Open the trace of keyword").click()
+    expect(page.locator("section.answer")).to_contain_text("Ridge", timeout=SLOW_MS)
+    expect(page.locator("article.step-retrieval ol.hits").first).to_contain_text("Ridge")  # what the search found
+    screenshot(page, "compare-keyword-trace")
 
 
 @needs_route("compare")
 def test_a_multi_strategy_benchmark_charts_each_strategy(app: LiveApp, page: Any, model: ModelServer) -> None:
-    def script(request: ScriptedRequest) -> str:
-        if is_root(request):
-            return repl("Final = 'Ridge'")
-        return "Ridge"
-
-    model.set_script(script)
+    model.set_script(baselines_and_judge)
     body = {
         "batch_id": "ui-bench-strategies",
         "corpus": "## Ridge\n2100 m\n\n## Harbor\n3 m",
@@ -352,7 +365,10 @@ def test_a_multi_strategy_benchmark_charts_each_strategy(app: LiveApp, page: Any
     accuracy = page.locator("figure.chart-accuracy svg")
     expect(accuracy).to_be_visible(timeout=SLOW_MS)
     for strategy in ("rlm", "keyword"):
-        expect(accuracy.locator("title", has_text=f"{strategy} accuracy")).to_have_count(1)
+        expect(accuracy.locator("title", has_text=f"{strategy} accuracy: 1.00")).to_have_count(1)
+        expect(page.locator("figure.chart-judge svg title", has_text=f"{strategy} relevance: 4.00")).to_have_count(1)
+    expect(page.locator("figure.chart-tradeoff svg")).to_be_visible()
+    expect(page.locator("table.rows tbody tr")).to_have_count(2)
     screenshot(page, "benchmark-strategies")
 
 

@@ -180,6 +180,7 @@ export const sectionText = (corpusId: string, title: string) =>
 export interface CompareBody extends QueryBody {
   strategies: string[];
   expected?: string;
+  judge?: boolean;
 }
 
 export const startCompare = (body: CompareBody) => postJson<{ compare_id: string }>("/compare", body, idempotency());

@@ -44,7 +44,22 @@ export interface CellResult {
   blocks?: BlockEnd[];
 }
 
-export type StepKind = "generate" | "execute" | "resume" | "leaf" | "forced";
+export type StepKind = "generate" | "execute" | "resume" | "leaf" | "forced" | "index" | "retrieve" | "rewrite" | "answer" | "judge";
+
+/** A passage a retrieval baseline's step found, by rank. */
+export interface RetrievedPassage {
+  passage: number;
+  title: string;
+  document_id?: string | null;
+  score: number;
+}
+
+export interface RetrievalDetail {
+  query?: string | null;
+  hits: RetrievedPassage[];
+  built: string[];
+  reused: string[];
+}
 
 export interface StepRecord {
   instance_id: string;
@@ -68,6 +83,8 @@ export interface StepRecord {
   answers: Record<string, string>;
   /** For a leaf step: the pending request it answered. */
   request_id?: string | null;
+  /** For a retrieval baseline's step: what it searched and found. */
+  retrieval?: RetrievalDetail | null;
   error?: string | null;
   cost?: number | null;
 }
@@ -185,7 +202,7 @@ export const STRATEGIES = ["rlm", "keyword", "vector", "hybrid", "agentic"] as c
 export type Strategy = (typeof STRATEGIES)[number];
 
 export interface Scores {
-  exact_match?: number | null;
+  exact_match?: boolean | number | null;
   f1?: number | null;
   relevance?: number | null;
   groundedness?: number | null;
@@ -195,7 +212,11 @@ export interface Scores {
 export interface StrategyAnswer {
   strategy: string;
   answer: string | null;
+  /** The answer was longer than a comparison carries inline; its trace has all of it. */
+  answer_truncated?: boolean;
   sources: Source[];
+  /** How many sources there were, when more than `sources` lists. */
+  sources_total?: number;
   latency_seconds: number | null;
   usage: TokenUsage | null;
   cost: number | null;
@@ -204,17 +225,31 @@ export interface StrategyAnswer {
   error: string | null;
 }
 
+/** The judge's pick between two strategies' answers. */
+export interface Preference {
+  a: string;
+  b: string;
+  winner: string;
+}
+
 export interface CompareResult {
   question: string;
   expected: string | null;
   strategies: StrategyAnswer[];
-  preference: unknown[];
+  preference: Preference[];
+  judge_usage?: TokenUsage;
+}
+
+export interface CompareProgress {
+  phase: string;
+  /** Each strategy's state: running, done, failed, ... */
+  strategies: Record<string, string>;
 }
 
 export interface CompareStatus {
   compare_id: string;
   status: RuntimeStatus;
-  progress: unknown;
+  progress: CompareProgress | null;
   result?: CompareResult;
   error?: unknown;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildTimeline, visibleEnd } from "../src/trace/timeline";
+import { barKind, buildTimeline, visibleEnd } from "../src/trace/timeline";
 import { ORIGIN, cell, node, request, step } from "./fixtures";
 
 function fanOut(done: boolean) {
@@ -48,5 +48,12 @@ describe("buildTimeline", () => {
   it("widens bars too short to see, and only those", () => {
     expect(visibleEnd(1, 1.0001, 100)).toBeCloseTo(1.4);
     expect(visibleEnd(1, 5, 100)).toBe(5);
+  });
+});
+
+describe("barKind", () => {
+  it("colours model calls, sandbox runs and the retrieval baselines' searches apart", () => {
+    expect(["generate", "leaf", "forced", "rewrite", "answer", "judge"].map((k) => barKind(k as never))).toEqual(Array(6).fill("model call"));
+    expect([barKind("execute"), barKind("resume"), barKind("index"), barKind("retrieve")]).toEqual(["sandbox", "sandbox", "retrieval", "retrieval"]);
   });
 });

@@ -18,11 +18,21 @@ import { NodeCard } from "./TraceTree";
 interface Live {
   status: QueryStatus;
   trace: TraceNode | null;
+  /** No query orchestration answers to this id (a retrieval baseline of a comparison, say):
+   * its status is read from its trace, and it cannot be cancelled from here. */
+  fromTrace: boolean;
 }
 
 async function fetchLive(id: string): Promise<Live> {
-  const status = await queryStatus(id);
-  return { status, trace: await queryTrace(id) };
+  try {
+    const status = await queryStatus(id);
+    return { status, trace: await queryTrace(id), fromTrace: false };
+  } catch (error) {
+    const trace = error instanceof ApiError && error.status === 404 ? await queryTrace(id) : null;
+    if (!trace) throw error;
+    const state = trace.result ? (trace.result.failed ? "Failed" : "Completed") : "Running";
+    return { status: { instance_id: id, status: state, progress: null, result: trace.result ?? undefined }, trace, fromTrace: true };
+  }
 }
 
 function fingerprint({ status, trace }: Live): string {
@@ -46,7 +56,8 @@ function subQueries(root: TraceNode, finished: boolean): string {
   const below = walk(root).slice(1);
   const done = below.filter((n) => n.result).length;
   const open = below.length - done;
-  return `${open} ${finished ? "stopped" : "running"}, ${done} done`;
+  if (below.length === 0) return "none";
+  return open === 0 ? `${done} done` : `${open} ${finished ? "stopped" : "running"}, ${done} done`;
 }
 
 function errorText(error: unknown): string {
@@ -105,7 +116,7 @@ export function QueryRun({ id }: { id: string }) {
           Query <code>{id}</code>
         </h2>
         {!onTraceView && <a href={paths.trace(id)}>Open its trace page</a>}
-        {status && !finished && (
+        {status && !finished && !live.data?.fromTrace && (
           <button type="button" class="danger" onClick={onCancel} disabled={cancel.busy}>
             Cancel query
           </button>

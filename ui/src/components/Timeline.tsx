@@ -4,7 +4,7 @@ import { BAR_KINDS, type Timeline as TimelineData, type TimelineSpan, visibleEnd
 import { PlotFigure } from "./PlotFigure";
 
 // Non-text contrast of at least 3:1 against the white chart background (WCAG 1.4.11).
-export const KIND_COLORS = ["#0969da", "#bc4c00"];
+export const KIND_COLORS = ["#0969da", "#bc4c00", "#1a7f37"];
 const ROW_HEIGHT = 26;
 
 function spanMark(spans: TimelineSpan[], extent: number, running: boolean) {
@@ -62,6 +62,6 @@ export function Timeline({ timeline }: { timeline: TimelineData }) {
   const rows = below === 0 ? "one query" : `the query and ${below} sub-quer${below === 1 ? "y or call" : "ies and calls"} below it`;
   const caption =
     `Timeline of ${rows} over ${seconds(timeline.extent)}. ` +
-    "Grey spans: how long each ran (dashed while running); bars: its model calls and sandbox runs. Select one to jump to its step.";
+    "Grey spans: how long each ran (dashed while running); bars: its model calls, sandbox runs and retrievals. Select one to jump to its step.";
   return <PlotFigure className="timeline" draw={(w) => draw(timeline, w)} deps={[timeline]} caption={caption} />;
 }

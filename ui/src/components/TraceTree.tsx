@@ -1,8 +1,8 @@
 import { chars, clip, count, seconds } from "../format";
 import { blockOutputs, codeBlocks } from "../trace/blocks";
 import { type Entry, type FanOutItem, orderedEntries } from "../trace/order";
-import { nodeAnchor, stepAnchor } from "../trace/timeline";
-import type { StepRecord, TraceNode } from "../types";
+import { barKind, nodeAnchor, STEP_NAMES, stepAnchor } from "../trace/timeline";
+import type { RetrievalDetail, StepRecord, TraceNode } from "../types";
 import { Code, Text } from "./Code";
 
 const secondsBetween = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
@@ -14,6 +14,36 @@ function tokens(step: StepRecord): string | null {
 
 function Facts({ items }: { items: (string | null | undefined | false)[] }) {
   return <span class="facts">{items.filter(Boolean).join(" · ")}</span>;
+}
+
+const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+
+/** A retrieval baseline's step: the indexes it built or reused, its query and the passages it found. */
+function Retrieval({ detail }: { detail: RetrievalDetail }) {
+  return (
+    <div class="retrieval">
+      {(detail.built.length > 0 || detail.reused.length > 0) && (
+        <p class="facts">
+          {detail.built.length > 0 && `Built ${detail.built.join(", ")}. `}
+          {detail.reused.length > 0 && `Reused ${detail.reused.join(", ")}.`}
+        </p>
+      )}
+      {detail.query && (
+        <p>
+          <strong>Query:</strong> {detail.query}
+        </p>
+      )}
+      {detail.hits.length > 0 && (
+        <ol class="hits">
+          {detail.hits.map((hit) => (
+            <li key={hit.passage}>
+              {hit.title} <span class="facts">(passage {hit.passage}, score {hit.score.toFixed(3)})</span>
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
+  );
 }
 
 /** The model used, and what the code asked for when it named another one. */
@@ -56,19 +86,14 @@ function outcome(node: TraceNode, stopped: boolean): { text: string; tone: strin
 export function StepCard({ step }: { step: StepRecord }) {
   const took = seconds(secondsBetween(step.started_at, step.ended_at));
   const cell = step.cell;
-  const model = step.kind === "generate" || step.kind === "forced" || step.kind === "leaf";
-  const title = {
-    generate: "Model call",
-    forced: "Forced answer (iteration limit reached)",
-    leaf: "Model call",
-    execute: "Sandbox run",
-    resume: "Sandbox resume",
-  }[step.kind];
+  const kind = barKind(step.kind);
+  const model = kind === "model call";
+  const title = step.kind === "forced" ? "Forced answer (iteration limit reached)" : capitalized(STEP_NAMES[step.kind] ?? step.kind);
   const cellState = cell && (cell.status === "suspended" ? `suspended on ${cell.pending.length} request${cell.pending.length === 1 ? "" : "s"}` : cell.status);
   const answers = Object.entries(step.answers ?? {});
   const blocks = codeBlocks(step);
   return (
-    <article id={stepAnchor(step)} class={`step ${model ? "step-model" : "step-sandbox"}`} tabIndex={-1}>
+    <article id={stepAnchor(step)} class={`step step-${kind === "model call" ? "model" : kind}`} tabIndex={-1}>
       <h4>
         <span class="step-kind">{title}</span>{" "}
         <Facts items={[`iteration ${step.iteration}`, took, modelOf(step.model, step.requested_model), tokens(step), cellState]} />
@@ -86,6 +111,7 @@ export function StepCard({ step }: { step: StepRecord }) {
         </p>
       ))}
       <CellOutput step={step} />
+      {step.retrieval && <Retrieval detail={step.retrieval} />}
       {cell?.final != null && (
         <p class="final">
           <strong>Final:</strong> {clip(cell.final, 600)}

@@ -5,7 +5,7 @@
 import type { StepKind, StepRecord, TraceNode } from "../types";
 import { orderedEntries } from "./order";
 
-export type BarKind = "model call" | "sandbox";
+export type BarKind = "model call" | "sandbox" | "retrieval";
 
 export interface TimelineRow {
   key: string;
@@ -43,10 +43,11 @@ export interface Timeline {
   bars: TimelineBar[];
 }
 
-export const BAR_KINDS: readonly BarKind[] = ["model call", "sandbox"];
+export const BAR_KINDS: readonly BarKind[] = ["model call", "sandbox", "retrieval"];
 
 export function barKind(kind: StepKind): BarKind {
-  return kind === "execute" || kind === "resume" ? "sandbox" : "model call";
+  if (kind === "execute" || kind === "resume") return "sandbox";
+  return kind === "index" || kind === "retrieve" ? "retrieval" : "model call";
 }
 
 export function stepAnchor(step: Pick<StepRecord, "instance_id" | "step">): string {
@@ -57,12 +58,17 @@ export function nodeAnchor(instanceId: string): string {
   return `node-${instanceId}`;
 }
 
-const STEP_NAMES: Record<StepKind, string> = {
+export const STEP_NAMES: Record<StepKind, string> = {
   generate: "model call",
   forced: "forced answer",
   leaf: "model call",
   execute: "sandbox run",
   resume: "sandbox resume",
+  index: "index build",
+  retrieve: "retrieval",
+  rewrite: "query rewrite",
+  answer: "answer from passages",
+  judge: "judge",
 };
 
 /**

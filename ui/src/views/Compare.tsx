@@ -14,7 +14,7 @@ import { usePageTitle } from "../hooks/usePageTitle";
 import { usePolling } from "../hooks/usePolling";
 import { paths } from "../paths";
 import { strategyColors, strategyDomain } from "../strategies";
-import { type CompareResult, type CompareStatus, isTerminal, type QueryOptions, STRATEGIES, type StrategyAnswer } from "../types";
+import { type CompareProgress, type CompareResult, type CompareStatus, isTerminal, type QueryOptions, STRATEGIES, type StrategyAnswer } from "../types";
 
 const STRATEGY_NOTES: Record<string, string> = {
   rlm: "the model explores the corpus with code and sub-queries",
@@ -31,21 +31,27 @@ const ROWS: Row[] = [
   { label: "Model calls", value: (s) => count(s.usage?.model_calls) },
   { label: "Tokens in → out", value: (s) => (s.usage ? `${count(s.usage.prompt_tokens)} → ${count(s.usage.completion_tokens)}` : "–") },
   { label: "Cost", value: (s) => money(s.cost) },
-  { label: "Exact match", value: (s) => score(s.scores?.exact_match) },
+  { label: "Exact match", value: (s) => exact(s.scores?.exact_match) },
   { label: "F1", value: (s) => score(s.scores?.f1) },
   { label: "Relevance (1–5)", value: (s) => score(s.scores?.relevance, 1) },
   { label: "Groundedness (1–5)", value: (s) => score(s.scores?.groundedness, 1) },
   { label: "Coherence (1–5)", value: (s) => score(s.scores?.coherence, 1) },
 ];
 
-/** A progress or preference entry in words: strings as they are, objects as "key: value" pairs. */
+function exact(value: boolean | number | null | undefined): string {
+  if (value === null || value === undefined) return "–";
+  return typeof value === "boolean" ? (value ? "yes" : "no") : score(value);
+}
+
 function describe(item: unknown): string {
-  if (typeof item === "string") return item;
-  if (item && typeof item === "object" && !Array.isArray(item))
-    return Object.entries(item)
-      .map(([k, v]) => `${k.replaceAll("_", " ")}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
-      .join(", ");
-  return JSON.stringify(item);
+  return typeof item === "string" ? item : JSON.stringify(item, null, 2);
+}
+
+/** Where each strategy is, while they run. */
+function progressText(progress: CompareProgress | null): string {
+  if (!progress) return "";
+  const states = Object.entries(progress.strategies ?? {}).map(([name, state]) => `${name} ${state}`);
+  return [progress.phase, ...states].filter(Boolean).join(" · ");
 }
 
 function latencyChart(strategies: StrategyAnswer[], width: number): Element {
@@ -109,7 +115,13 @@ function CompareResultView({ result, corpusId }: { result: CompareResult; corpus
             <h3 id={`answer-${s.strategy}`}>{s.strategy}</h3>
             <p class="facts">{STRATEGY_NOTES[s.strategy] ?? ""}</p>
             {s.error ? <Text tone="error" text={s.error} label={`Error of ${s.strategy}`} /> : <Text text={s.answer ?? ""} label={`Answer of ${s.strategy}`} />}
+            {s.answer_truncated && <p class="facts">The answer is cut here; its trace has all of it.</p>}
             <Sources sources={s.sources ?? []} corpusId={corpusId} answer={s.answer} />
+            {(s.sources_total ?? 0) > (s.sources?.length ?? 0) && (
+              <p class="facts">
+                {s.sources.length} of {s.sources_total} sources shown.
+              </p>
+            )}
             {s.instance_id && (
               <p>
                 <a href={paths.trace(s.instance_id)}>Open the trace of {s.strategy}</a>
@@ -120,12 +132,19 @@ function CompareResultView({ result, corpusId }: { result: CompareResult; corpus
       </div>
       {result.preference?.length > 0 && (
         <section aria-labelledby="preference">
-          <h3 id="preference">Judge's pairwise preference</h3>
-          <ol>
-            {result.preference.map((p, i) => (
-              <li key={i}>{describe(p)}</li>
+          <h3 id="preference">The judge's preference, pair by pair</h3>
+          <ul class="preference">
+            {result.preference.map((p) => (
+              <li key={`${p.a}-${p.b}`}>
+                {p.a} or {p.b}: <strong>{p.winner === "tie" ? "a tie" : p.winner}</strong>
+              </li>
             ))}
-          </ol>
+          </ul>
+          {result.judge_usage && result.judge_usage.model_calls > 0 && (
+            <p class="facts">
+              The judge made {count(result.judge_usage.model_calls)} model calls ({count(result.judge_usage.prompt_tokens + result.judge_usage.completion_tokens)} tokens).
+            </p>
+          )}
         </section>
       )}
     </section>
@@ -142,7 +161,7 @@ function CompareRun({ id, corpusId }: { id: string; corpusId: string | null }) {
       </h2>
       <p role="status">
         <StatusBadge status={status?.status} />
-        {status && !isTerminal(status.status) && status.progress != null && ` · ${describe(status.progress)}`}
+        {status && !isTerminal(status.status) && status.progress && ` · ${progressText(status.progress)}`}
       </p>
       {live.error && <Problems error={live.error} />}
       {status?.status === "Failed" && <Text tone="error" text={describe(status.error)} label="Error" />}
@@ -158,6 +177,7 @@ export function CompareView() {
   const [question, setQuestion] = useState("");
   const [expected, setExpected] = useState("");
   const [chosen, setChosen] = useState<string[]>([...STRATEGIES]);
+  const [judge, setJudge] = useState(true);
   const [options, setOptions] = useState<QueryOptions>({});
   const [problem, setProblem] = useState<Error | string | null>(null);
   const [corpusId, setCorpusId] = useState<string | null>(query.corpus || null);
@@ -177,7 +197,7 @@ export function CompareView() {
       // Pasted text is stored first, so every strategy's sources can open their section text.
       const id = source.corpus_id ?? (await uploadCorpus({ text: source.corpus ?? "" })).corpus_id;
       setCorpusId(id);
-      const body = { question, corpus_id: id, strategies: chosen, options, ...(expected.trim() ? { expected: expected.trim() } : {}) };
+      const body = { question, corpus_id: id, strategies: chosen, options, judge, ...(expected.trim() ? { expected: expected.trim() } : {}) };
       const started = await startCompare(body);
       route(paths.compare(started.compare_id, id));
     } catch (error) {
@@ -217,6 +237,13 @@ export function CompareView() {
             </label>
           ))}
         </fieldset>
+        <label class="check">
+          <input type="checkbox" name="judge" checked={judge} onChange={(e) => setJudge((e.currentTarget as HTMLInputElement).checked)} />
+          <span>
+            <strong>Judge the answers</strong>{" "}
+            <span class="hint">a judge model scores relevance, groundedness and coherence (1–5) and picks between each pair</span>
+          </span>
+        </label>
         <OptionsFields value={options} onChange={setOptions} idPrefix="compare" />
         <div class="actions">
           <button type="submit" class="primary" disabled={busy}>
