@@ -8,7 +8,7 @@ UI_SOURCES := $(shell find ui/src ui/index.html ui/vite.config.ts ui/tsconfig.js
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test bench clean
+.PHONY: setup test bench bench-peers clean
 
 setup: $(STAMP) node_modules/.installed ui/dist/index.html $(CHROMIUM)
 
@@ -38,11 +38,18 @@ test: setup
 	npm --prefix ui test --silent
 	$(PY) -m pytest
 
+# The peers' virtualenvs (rlms, dspy) are kept under .rlm-state/ between runs.
+PEER_VENVS := .rlm-state/bench-peers
+
 bench: setup
 	$(PY) -m bench.sandbox
 	$(PY) -m bench.durable --quick
 	$(PY) -m bench.starts
 	$(PY) -m bench.ui
+	$(PY) -m bench.peers --quick --venvs $(PEER_VENVS)
+
+bench-peers: setup
+	$(PY) -m bench.peers --venvs $(PEER_VENVS) --json-out $(PEER_VENVS)/peers.json
 
 clean:
 	rm -rf $(VENV) node_modules ui/node_modules ui/dist test-artifacts .rlm-data .rlm-state

@@ -1,33 +1,27 @@
-"""`python -m devhost`: ask a question over a file or folder, run a batch of questions,
-show a query's trace, or serve the HTTP API, with the function app hosted in-process."""
+"""`python -m devhost`: serve a function app like `func start`, resume unfinished work, or
+use the RLM app directly (ask a question over a file or folder, run a batch, show a
+trace), with the app hosted in-process."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import logging
 import os
-import re
+import signal
 import sys
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import FrameType
 
-from pydantic import ValidationError
 from rich.console import Console
 
-if TYPE_CHECKING:
-    from rlm_activities.batch_models import BatchRequest, BatchSummary
-    from shared.config import Settings
+from devhost.config import HostConfigError
+from devhost.errors import StartError, UsageError
+from devhost.settings import SettingsError, load_local_settings, local_http_port
 
 DEFAULT_STATE_DIR = Path(".rlm-state")
-MODEL_HELP = (
-    "No model is configured. Set MODEL_PROVIDER (openai or azure) and MODEL_BASE_URL "
-    "(an OpenAI-compatible base URL such as http://localhost:11434/v1, or your Azure AI "
-    "Foundry / Azure OpenAI endpoint), plus MODEL_API_KEY if the endpoint needs a key, and "
-    "ROOT_MODEL / SUB_MODEL for the model names. They can also go in local.settings.json."
-)
+DEFAULT_APP = "function_app"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,239 +56,95 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_parser(commands, DEFAULT_STATE_DIR)
 
-    serve = commands.add_parser("serve", help="serve the app's HTTP API like `func start`")
-    serve.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7071)
+    for name, text in (("serve", "host the function app in this folder like `func start` (HTTP triggers, "
+                                 "queues, Durable APIs); resumes all unfinished work"),
+                       ("resume", "resume every unfinished instance and queued message in the state dir, "
+                                  "wait for them to finish, then exit")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+        command.add_argument("--app", default=DEFAULT_APP, help="the app: a module holding one function app, or module:attribute (default function_app)")
+        command.add_argument("--workers", type=int, help="worker processes (default FUNCTIONS_WORKER_PROCESS_COUNT or 1)")
+        if name == "serve":
+            command.add_argument("--host", default="127.0.0.1")
+            command.add_argument("--port", type=int, help="default: Host.LocalHttpPort of local.settings.json, else 7071")
+            command.add_argument("--no-function-keys", action="store_true",
+                                 help="let function-level triggers answer without a key (the Durable APIs still need theirs)")
     return parser
-
-
-class UsageError(Exception):
-    """Bad arguments or configuration: exit code 2 with the message."""
 
 
 def prepare_environment(state_dir: Path) -> None:
     """Like `func start`: local.settings.json into the environment, data beside the state."""
-    from devhost import load_local_settings
-
     load_local_settings(Path("local.settings.json"))
     os.environ.setdefault("RLM_DATA_DIR", str(state_dir / "data"))
 
 
-def load_settings() -> Settings:
-    from shared.config import get_settings
+def _host(args: argparse.Namespace, **options: object):
+    from devhost import EmbeddedHost, HostConfig
 
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    config = HostConfig.load(Path.cwd(), process_count=args.workers)
     try:
-        return get_settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise UsageError(f"invalid configuration: {problems}") from None
-
-
-def configured_settings() -> Settings:
-    settings = load_settings()
-    if not settings.model_configured:
-        raise UsageError(MODEL_HELP)
-    return settings
-
-
-async def run_to_end(
-    args: argparse.Namespace,
-    console: Console,
-    *,
-    orchestrator: str,
-    instance_id: str,
-    label: str,
-    new_input: Callable[[], Any],
-    on_status: Callable[[Any], None],
-) -> Any | None:
-    """Start an instance (or resume it, or read how it ended) and wait for it. Returns its
-    output, or None after saying how it failed."""
-    from devhost import EmbeddedHost
-    from function_app import app
-    from shared.llm import close_models
-
-    try:
-        async with EmbeddedHost(app, state_dir=args.state_dir) as host:
-            if await host.get_status(instance_id) is None:
-                await host.start_new(orchestrator, input=new_input(), instance_id=instance_id)
-            elif not args.json:
-                console.print(f"[dim]{label} exists: resuming it or reading its result.[/dim]")
-            status = await host.wait_for_completion(instance_id, on_status=on_status)
-    finally:
-        await close_models()
-    if str(status.runtime_status) == "Completed":
-        return status.output
-    if args.json:
-        print(json.dumps({"id": instance_id, "status": str(status.runtime_status), "error": status.output}))
-    else:
-        console.print(f"[red]{label} ended {status.runtime_status}: {status.output}[/red]")
-    return None
-
-
-async def ask(args: argparse.Namespace, console: Console) -> int:
-    from devhost.progress import ProgressView, print_result
-    from rlm_activities import services
-    from rlm_activities.orchestrator import ORCHESTRATOR
-    from shared.models import QueryResult
-    from shared.starting import root_task
-    from shared.step_models import ROOT_INSTANCE_ID
-
-    settings = configured_settings()
-    instance_id = args.instance_id or uuid.uuid4().hex
-    if not re.match(ROOT_INSTANCE_ID, instance_id):
-        raise UsageError("--instance-id must be 4-64 letters, digits, '-' or '_', starting with a letter or digit")
-
-    def new_input() -> dict[str, Any]:
-        return root_task(_request_from_args(args), instance_id, settings, services.store()).model_dump()
-
-    with ProgressView(Console(stderr=True), instance_id) as view:
-        output = await run_to_end(
-            args, console, orchestrator=ORCHESTRATOR, instance_id=instance_id, label=f"query {instance_id}",
-            new_input=new_input, on_status=lambda s: view.update(s.custom_status),
-        )  # fmt: skip
-    if output is None:
-        return 1
-    result = QueryResult.model_validate(output)
-    if args.json:
-        print(result.model_dump_json(indent=2))
-    else:
-        print_result(console, result)
-    return 0
-
-
-def _request_from_args(args: argparse.Namespace):
-    from shared.corpus import CorpusError, load_corpus_path
-    from shared.models import QueryOptions, QueryRequest
-
-    if args.corpus is None or not args.question:
-        raise UsageError("a new query needs --corpus PATH and --question TEXT")
-    try:
-        text, documents = load_corpus_path(args.corpus)
-        options = QueryOptions(max_depth=args.max_depth, max_iterations=args.max_iterations)
-    except (CorpusError, ValidationError) as exc:
-        raise UsageError(str(exc)) from None
-    if documents:
-        return QueryRequest(question=args.question, documents=documents, options=options)
-    return QueryRequest(question=args.question, corpus=text, options=options)
-
-
-async def batch(args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from rlm_activities import services
-    from rlm_activities.batch import prepare_batch
-    from rlm_activities.batch_models import BATCH_ID, BATCH_ORCHESTRATOR, BatchSummary, batch_instance_id, results_key
-
-    settings = configured_settings()
-    batch_id = args.batch_id or uuid.uuid4().hex
-    if not re.match(BATCH_ID, batch_id):
-        raise UsageError("--batch-id must be 4-48 letters, digits, '-' or '_', starting with a letter or digit")
-    stderr = Console(stderr=True)
-    columns = (TextColumn(f"batch {batch_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
-
-    def new_input() -> dict[str, Any]:
-        return prepare_batch(_batch_from_args(args, batch_id), batch_id, settings, services.store()).model_dump()
-
-    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
-        shown = bar.add_task("", total=None, failed=0)
-
-        def show(status: Any) -> None:
-            if isinstance(status.custom_status, dict):
-                counts = status.custom_status
-                bar.update(shown, total=counts.get("total"), completed=counts.get("done", 0), failed=counts.get("failed", 0))
-
-        output = await run_to_end(
-            args, console, orchestrator=BATCH_ORCHESTRATOR, instance_id=batch_instance_id(batch_id),
-            label=f"batch {batch_id}", new_input=new_input, on_status=show,
-        )  # fmt: skip
-    if output is None:
-        return 1
-    summary = BatchSummary.model_validate(output)
-    if args.json:
-        print(summary.model_dump_json(indent=2))
-    else:
-        store = services.store()
-        _print_summary(console, summary, store.local_path(store.containers.results, results_key(batch_id)))
-    return 0
-
-
-def _batch_from_args(args: argparse.Namespace, batch_id: str) -> BatchRequest:
-    from rlm_activities.batch_models import BatchRequest
-    from shared.corpus import CorpusError, load_corpus_path
-
-    if args.file is None or args.corpus is None:
-        raise UsageError("a new batch needs --file QUESTIONS and --corpus PATH")
-    try:
-        corpus, documents = load_corpus_path(args.corpus)
-    except CorpusError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        text = args.file.read_text(encoding="utf-8")
-        if args.file.suffix.lower() == ".jsonl":
-            given: object = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            given = json.loads(text)
-        body = dict(given) if isinstance(given, dict) else {"questions": given}
-        body["batch_id"] = batch_id
-        body |= {"documents": documents} if documents else {"corpus": corpus}
-        if args.concurrency is not None:
-            body["concurrency"] = args.concurrency
-        if args.strategies:
-            body["strategies"] = [s.strip() for s in args.strategies.split(",") if s.strip()]
-        if args.judge is not None:
-            body["judge"] = args.judge
-        return BatchRequest.model_validate(body)
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ValidationError
-        raise UsageError(f"{args.file}: {exc}") from None
-
-
-def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
-    from rich.table import Table
-
-    table = Table.grid(padding=(0, 2))
-    table.add_row("questions", f"{summary.count} ({summary.answered} answered, {summary.failed} failed)")
-    if summary.accuracy is not None:
-        table.add_row("accuracy", f"{summary.accuracy:.1%} ({summary.correct} of {summary.with_expected} with an expected answer), F1 {summary.f1:.2f}")
-    table.add_row("model calls", f"{summary.usage.model_calls} ({summary.total_tokens} tokens)")
-    if summary.latency_seconds is not None:
-        lat = summary.latency_seconds
-        table.add_row("latency", f"mean {lat.mean:.1f} s, p50 {lat.p50:.1f} s, p95 {lat.p95:.1f} s, max {lat.max:.1f} s")
-    console.print(table)
-    from devhost.compare_cli import print_strategy_summaries
-
-    print_strategy_summaries(console, summary)
-    console.print(f"Rows (JSONL, one per question and strategy): {rows}", soft_wrap=True, markup=False, highlight=False)
-
-
-async def trace(args: argparse.Namespace, console: Console) -> int:
-    from devhost.trace_view import print_trace
-    from rlm_activities import services
-    from shared.trace import trace_tree
-
-    load_settings()
-    tree = trace_tree(services.traces(), args.instance_id)
-    if tree is None:
-        raise UsageError(f"no trace for query {args.instance_id} in {args.state_dir}")
-    if args.json:
-        print(tree.model_dump_json(indent=2))
-    else:
-        print_trace(console, tree)
-    return 0
+        return EmbeddedHost(args.app, state_dir=args.state_dir, config=config, **options)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"cannot load the app '{args.app}' from {Path.cwd()}: {exc}") from None
 
 
 async def serve(args: argparse.Namespace, console: Console) -> int:
-    from devhost import EmbeddedHost
-    from function_app import app
-
-    load_settings()
-    async with EmbeddedHost(app, state_dir=args.state_dir) as host:
-        console.print(f"Serving the function app on http://{args.host}:{args.port}/api/ (Ctrl+C to stop)")
-        console.print(f"Web UI: http://{args.host}:{args.port}/api/ui/")
-        await host.serve(host=args.host, port=args.port)
+    port = args.port or local_http_port() or 7071
+    host = _host(args, enforce_keys=not args.no_function_keys)
+    async with host:
+        ready = asyncio.Event()
+        server = asyncio.create_task(host.serve(host=args.host, port=port, ready=ready))
+        done, _ = await asyncio.wait({server, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if server in done:
+            server.result()
+        _print_banner(host, args)
+        await server
     return 0
+
+
+def _print_banner(host, args: argparse.Namespace) -> None:
+    """What `func start` prints, plus the keys: plain lines, so scripts can read them."""
+    workers = host.config.process_count
+    print(f"Serving {args.app} (task hub {host.config.hub_name}, {workers} worker process{'es' if workers > 1 else ''}) "
+          f"on {host.public_url}  (Ctrl+C to stop)")
+    prefix = f"/{host.config.route_prefix}" if host.config.route_prefix else ""
+    for function in sorted(host.index.http, key=lambda f: f.route):
+        methods = ",".join(function.methods) or "*"
+        print(f"  {function.name}: [{methods}] {host.public_url}{prefix}/{function.route}  ({function.auth_level})")
+    print(f"Keys (in {args.state_dir / 'keys.json'}; send as ?code= or the x-functions-key header):")
+    if args.no_function_keys:
+        print("  function key: not needed (--no-function-keys)")
+    else:
+        print(f"  function key (default): {host.keys.function_key}")
+    print(f"  Durable system key (durabletask_extension): {host.keys.system_key}", flush=True)
+
+
+async def resume(args: argparse.Namespace, console: Console) -> int:
+    async with _host(args) as host:
+        pending = host.unfinished()
+        console.print(f"resuming {len(pending)} unfinished instance(s) in {args.state_dir}", highlight=False)
+        for instance_id in pending:
+            status = await host.wait_for_completion(instance_id)
+            console.print(f"  {instance_id}: {status.runtime_status}", highlight=False, markup=False)
+        while any(host.queue_messages(queue) for queue in host.index.queues):
+            await asyncio.sleep(0.2)
+    return 0
+
+
+async def _quiet_on_interrupt(command: Awaitable[int]) -> int:
+    """On Ctrl+C the whole process group stops (the Copilot CLI, sandboxes): what fails
+    while shutting down is the interruption itself, so it is not logged as errors."""
+    forward = signal.getsignal(signal.SIGINT)
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        logging.disable(logging.CRITICAL)
+        if callable(forward):
+            forward(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupted)
+    return await command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,12 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         prepare_environment(args.state_dir)
-        from devhost.compare_cli import compare
+        from devhost import compare_cli, rlm_cli
 
-        command = {"ask": ask, "batch": batch, "trace": trace, "serve": serve, "compare": compare}[args.command]
-        return asyncio.run(command(args, console))
-    except UsageError as exc:
+        commands = {"ask": rlm_cli.ask, "batch": rlm_cli.batch, "trace": rlm_cli.trace, "compare": compare_cli.compare,
+                    "serve": serve, "resume": resume}
+        return asyncio.run(_quiet_on_interrupt(commands[args.command](args, console)))
+    except (UsageError, SettingsError, HostConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        hint = getattr(args, "resume_hint", None)
+        print(f"\nstopped; {hint}" if hint else "\nstopped", file=sys.stderr)
         return 130
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -40,7 +40,7 @@ def strategies_arg(text: str) -> list[str]:
 
 
 def _request(args: argparse.Namespace) -> CompareRequest:
-    from devhost.cli import UsageError
+    from devhost.errors import UsageError
     from shared.compare import CompareRequest
     from shared.corpus import CorpusError, load_corpus_path
 
@@ -63,7 +63,8 @@ def _request(args: argparse.Namespace) -> CompareRequest:
 
 
 async def compare(args: argparse.Namespace, console: Console) -> int:
-    from devhost.cli import UsageError, configured_settings, run_to_end
+    from devhost.errors import UsageError
+    from devhost.rlm_cli import configured_settings, run_to_end
     from rlm_activities import services
     from shared.compare import COMPARE_ID, COMPARE_ORCHESTRATOR, CompareResult, compare_task
 
@@ -71,6 +72,8 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
     compare_id = args.compare_id or uuid.uuid4().hex
     if not re.match(COMPARE_ID, compare_id):
         raise UsageError("--compare-id must be 4-48 letters, digits, '-' or '_', starting with a letter or digit")
+    args.resume_hint = (f"comparison {compare_id} is saved; resume it with: "
+                        f"python -m devhost compare --compare-id {compare_id} --state-dir {args.state_dir}")
     stderr = Console(stderr=True)
 
     def show(status: Any) -> None:

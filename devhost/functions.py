@@ -2,7 +2,9 @@
 
 The host only knows functions through `app.get_functions()`; this module turns that
 list into typed records so the engine and the HTTP side never touch decorator
-internals.
+internals. Durable functions are named as the extension names them: by the trigger's
+`orchestration=` / `activity=` / `entity=` value, else the function name, and looked up
+without regard to case.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import inspect
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import azure.functions as func
 
@@ -42,6 +44,14 @@ class ActivityFunction:
 
 
 @dataclass(frozen=True)
+class EntityFunction:
+    """An entity: `handler(context)` runs a batch of operations, returns the batch result JSON."""
+
+    name: str
+    handler: Callable[[Any], str]
+
+
+@dataclass(frozen=True)
 class TriggeredFunction:
     """An HTTP- or queue-triggered function with the bindings the host must supply."""
 
@@ -56,7 +66,7 @@ class TriggeredFunction:
 
 @dataclass(frozen=True)
 class HttpFunction(TriggeredFunction):
-    """An HTTP trigger as `func start` serves it under /api/{route}."""
+    """An HTTP trigger as `func start` serves it under /{routePrefix}/{route}."""
 
     route: str = ""
     methods: tuple[str, ...] = ()
@@ -70,15 +80,54 @@ class QueueFunction(TriggeredFunction):
     queue_name: str = ""
 
 
+Named = TypeVar("Named", OrchestratorFunction, ActivityFunction, EntityFunction)
+
+
+def _lookup(functions: dict[str, Named], name: str) -> Named | None:
+    """Durable function names compare without case, as the extension's FunctionName does."""
+    found = functions.get(name)
+    if found is not None:
+        return found
+    folded = name.casefold()
+    return next((f for key, f in functions.items() if key.casefold() == folded), None)
+
+
 @dataclass
 class FunctionIndex:
-    """Everything the host found in the app, by kind and name."""
+    """Everything the host found in the app, by kind and registered name."""
 
     orchestrators: dict[str, OrchestratorFunction] = field(default_factory=dict)
     activities: dict[str, ActivityFunction] = field(default_factory=dict)
+    entities: dict[str, EntityFunction] = field(default_factory=dict)
     http: list[HttpFunction] = field(default_factory=list)
     queues: dict[str, QueueFunction] = field(default_factory=dict)
     client_functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    def orchestrator(self, name: str) -> OrchestratorFunction | None:
+        return _lookup(self.orchestrators, name)
+
+    def activity(self, name: str) -> ActivityFunction | None:
+        return _lookup(self.activities, name)
+
+    def entity(self, name: str) -> EntityFunction | None:
+        return _lookup(self.entities, name)
+
+    def triggered(self, name: str) -> TriggeredFunction | None:
+        """An HTTP or queue function by its function name (how invocations name it)."""
+        candidates: list[TriggeredFunction] = [*self.http, *self.queues.values()]
+        return next((f for f in candidates if f.name == name), None)
+
+
+class UnknownFunction(LookupError):
+    """A start or call names no registered function; the message is the extension's."""
+
+
+def unknown_function_message(kind: str, name: str, known: list[str]) -> str:
+    """The extension's words for a call to a function that is not registered."""
+    message = f"The function '{name}' doesn't exist, is disabled, or is not an {kind} function. Additional info: "
+    if known:
+        return message + f"The following are the known {kind} functions: '" + "', '".join(known) + "'."
+    return message + f"No {kind} functions are currently registered!"
 
 
 def _value(raw: Any) -> str:
@@ -131,10 +180,15 @@ def _index(app: func.FunctionRegister) -> FunctionIndex:
         name = function.get_function_name()
         fn = function.get_user_function()
         if trigger.type == ORCHESTRATION_TRIGGER:
-            index.orchestrators[name] = OrchestratorFunction(name, fn)
+            durable_name = getattr(trigger, "orchestration", None) or name
+            index.orchestrators[durable_name] = OrchestratorFunction(durable_name, fn)
         elif trigger.type == ACTIVITY_TRIGGER:
-            index.activities[name] = ActivityFunction(
-                name, fn, trigger.name, inspect.iscoroutinefunction(fn))
+            durable_name = getattr(trigger, "activity", None) or name
+            index.activities[durable_name] = ActivityFunction(
+                durable_name, fn, trigger.name, inspect.iscoroutinefunction(fn))
+        elif trigger.type == ENTITY_TRIGGER:
+            durable_name = getattr(trigger, "entity_name", None) or name
+            index.entities[durable_name] = EntityFunction(durable_name, fn)
         elif trigger.type == HTTP_TRIGGER:
             methods = tuple(_value(m).upper() for m in (trigger.methods or ()))
             index.http.append(HttpFunction(

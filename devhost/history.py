@@ -32,8 +32,12 @@ class EventType(IntEnum):
     TIMER_FIRED = 11
     ORCHESTRATOR_STARTED = 12
     ORCHESTRATOR_COMPLETED = 13
+    EVENT_SENT = 14
     EVENT_RAISED = 15
     CONTINUE_AS_NEW = 16
+    GENERIC_EVENT = 17
+    EXECUTION_SUSPENDED = 19
+    EXECUTION_RESUMED = 20
 
 
 class ActionType(IntEnum):
@@ -81,6 +85,12 @@ def execution_started(name: str, input_text: str | None, instance_id: str,
                  ParentInstance=parent)
 
 
+def failure_details(error_type: str, message: str, stack: str | None = None) -> dict[str, Any]:
+    """FailureDetails as DTFx attaches them to failed tasks and sub-orchestrations."""
+    return {"ErrorType": error_type, "ErrorMessage": message, "StackTrace": stack,
+            "InnerFailure": None, "IsNonRetriable": False}
+
+
 class OrchestratorReply(BaseModel):
     """What one episode returned: the orchestrator state of the out-of-proc schema."""
 
@@ -123,14 +133,13 @@ def build_context(history: list[dict[str, Any]], input_text: str | None, instanc
     })
 
 
-def parse_reply(handler_result: str | None, failure: BaseException | None) -> OrchestratorReply:
-    """Read the state JSON, either returned or carried in the exception message."""
-    if failure is None:
+def parse_reply(handler_result: str | None, error: str | None) -> OrchestratorReply:
+    """Read the state JSON, either returned or carried in the raised error's message."""
+    if error is None:
         return OrchestratorReply.model_validate_json(handler_result or "{}")
-    message = str(failure)
-    head, marker, tail = message.partition(OUT_OF_PROC_MARKER)
+    head, marker, tail = error.partition(OUT_OF_PROC_MARKER)
     if not marker:
-        return OrchestratorReply(error=message or type(failure).__name__)
+        return OrchestratorReply(error=error)
     reply = OrchestratorReply.model_validate_json(tail)
     if not reply.error:
         reply.error = head.strip()

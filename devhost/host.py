@@ -1,72 +1,77 @@
-"""EmbeddedHost: the public face of the devhost, used by the CLI and the tests."""
+"""EmbeddedHost: the public face of the devhost, used by the CLI, the tests and benches.
+
+It composes the parts and owns their lifetimes; nothing below imports it. A host holds
+its state dir exclusively, resumes unfinished work when it starts (all of it, or only
+the instance trees it was asked about), and serves the Durable RPC endpoint on loopback;
+`serve()` adds the public listener with the app's HTTP triggers.
+"""
 from __future__ import annotations
 
 import asyncio
 import inspect
 import json
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import azure.functions as func
-from dateutil.parser import isoparse
-from pydantic import BaseModel
+from aiohttp import web
 
+from .config import HostConfig
+from .control import InstanceControl, Outcome
+from .durable_api import DurableApi
 from .engine import Engine
-from .functions import FunctionIndex, discover
+from .functions import FunctionIndex, QueueFunction, discover
+from .http_server import Triggers, listen, public_app, rpc_app
+from .invocation import QueueMessageData, TriggerCall, TriggerResult
+from .keys import HostKeys
+from .links import client_binding
 from .queues import QueuePump
-from .state import TERMINAL, InstanceRow, StateStore
-from .workers import Workers
+from .state import InstanceQuery, StateStore
+from .statelock import StateDirLock
+from .status import InstanceStatus
+from .workers import InProcessRunner, ProcessRunner, Runner, app_spec, load_app
 
-StatusCallback = Callable[["InstanceStatus"], Awaitable[None] | None]
-
-
-class InstanceStatus(BaseModel):
-    """An orchestration instance as callers see it (payloads decoded from JSON)."""
-
-    instance_id: str
-    name: str
-    runtime_status: str
-    input: Any = None
-    output: Any = None
-    custom_status: Any = None
-    created_time: datetime
-    last_updated_time: datetime
-    parent: str | None = None
-
-    @classmethod
-    def from_row(cls, row: InstanceRow) -> InstanceStatus:
-        def load(text: str | None) -> Any:
-            return None if text is None else json.loads(text)
-
-        return cls(instance_id=row.instance_id, name=row.name, runtime_status=row.status,
-                   input=load(row.input), output=load(row.output),
-                   custom_status=load(row.custom_status), created_time=isoparse(row.created),
-                   last_updated_time=isoparse(row.updated), parent=row.parent_id)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.runtime_status in TERMINAL
+StatusCallback = Callable[[InstanceStatus], Awaitable[None] | None]
 
 
 class EmbeddedHost:
-    """Runs a DFApp in-process as the Durable extension runs an out-of-process app."""
+    """Runs a Functions app in-process as the Durable extension runs an out-of-process app.
 
-    def __init__(self, app: func.FunctionRegister, state_dir: Path,
-                 thread_count: int | None = None, max_dequeue_count: int = 5) -> None:
-        self.app = app
-        self.index: FunctionIndex = discover(app)
+    `app` is the app object or its `module:attribute`. `resume=None` resumes every
+    unfinished instance at start; a list of ids resumes only those trees. Without a
+    `config`, host.json is not read but the worker settings of the environment apply.
+    `pump_queues`
+    feeds queue triggers; `enforce_keys` makes function-level HTTP triggers demand a key
+    (the Durable webhooks always demand the system key).
+    """
+
+    def __init__(self, app: func.FunctionRegister | str, state_dir: Path, config: HostConfig | None = None, *,
+                 thread_count: int | None = None, process_count: int | None = None,
+                 resume: Iterable[str] | None = None, pump_queues: bool = True, enforce_keys: bool = False) -> None:
+        self.app = load_app(app) if isinstance(app, str) else app
+        self.config = (config or HostConfig.load(None)).model_copy(update={
+            k: v for k, v in (("thread_count", thread_count), ("process_count", process_count)) if v is not None})
+        self.index: FunctionIndex = discover(self.app)
         self.state_dir = Path(state_dir)
         self.store = StateStore(self.state_dir)
-        self.workers = Workers(thread_count)
-        self.engine = Engine(self.index, self.store, self.workers)
-        self.queues = QueuePump(self, max_dequeue_count)
+        self.runner: Runner = InProcessRunner(self.index, self.config.thread_count)
+        if self.config.process_count > 1:
+            spec = app if isinstance(app, str) else app_spec(self.app)
+            self.runner = ProcessRunner(spec, self.config.process_count, self.config.thread_count)
+        self.engine = Engine(self.index, self.store, self.runner, self.config)
+        self.control = InstanceControl(self.engine)
+        self.queues = QueuePump(self.store, self.index.queues, self.config.queues, self._deliver_queue)
+        self.keys: HostKeys | None = None
+        self._lock = StateDirLock(self.state_dir)
+        self._resume = None if resume is None else list(resume)
+        self._pump_queues = pump_queues
+        self._enforce_keys = enforce_keys
         self.base_url = ""
         self.public_url = ""
-        self._rpc: Any = None
+        self._rpc: web.AppRunner | None = None
         self._started = False
 
     async def __aenter__(self) -> EmbeddedHost:
@@ -77,16 +82,27 @@ class EmbeddedHost:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
 
+    @property
+    def durable_api(self) -> DurableApi:
+        assert self.keys is not None, "start the host first"
+        return DurableApi(self.control, self.config, self.keys)
+
     async def start(self) -> None:
-        """Resume every unfinished instance and every queued message from disk."""
+        """Take the state dir, start the workers and the RPC listener, resume work."""
         if self._started:
             return
+        self._lock.acquire()
+        try:
+            self.keys = HostKeys.load_or_create(self.state_dir)
+            await self.runner.start()
+            self._rpc, self.base_url = await listen(rpc_app(self.durable_api, self.config), "127.0.0.1", 0)
+        except BaseException:
+            self._lock.release()
+            raise
         self._started = True
-        from .client_api import start_server
-
-        self._rpc, self.base_url = await start_server(self, "127.0.0.1", 0)
-        self.engine.resume_all()
-        self.queues.start()
+        self.engine.resume(self._resume)
+        if self._pump_queues:
+            self.queues.start()
 
     async def stop(self) -> None:
         if not self._started:
@@ -94,19 +110,37 @@ class EmbeddedHost:
         self._started = False
         await self.queues.stop()
         await self.engine.stop()
-        await self._rpc.cleanup()
-        self.workers.shutdown()
+        if self._rpc is not None:
+            await self._rpc.cleanup()
+        await self.runner.stop()
         await _close_durable_http_session()
         self.store.close()
+        self._lock.release()
+
+    def client_binding(self) -> str:
+        """The durableClient binding JSON handed to functions."""
+        assert self.keys is not None
+        return client_binding(self.base_url, self.public_url or self.base_url, self.config.hub_name,
+                              self.keys.system_key)
+
+    async def invoke(self, call: TriggerCall) -> TriggerResult:
+        """Run an HTTP or queue function, then send its queue outputs."""
+        result = await self.runner.trigger(call)
+        for queue, messages in result.outputs.items():
+            for message in messages:
+                self.queues.enqueue(queue, message)
+        return result
+
+    async def _deliver_queue(self, function: QueueFunction, data: QueueMessageData) -> str | None:
+        binding = self.client_binding() if function.client_param else None
+        return (await self.invoke(TriggerCall(function.name, data, binding))).error
 
     # ---- orchestration management ----------------------------------------------------
-    async def start_new(self, orchestrator_name: str, input: Any = None,
-                        instance_id: str | None = None) -> str:
-        """Start an orchestration; an existing unfinished instance with that id is kept."""
-        return self.start_new_text(orchestrator_name, _json_text(input), instance_id)
+    async def start_new(self, orchestrator_name: str, input: Any = None, instance_id: str | None = None) -> str:
+        """Start an orchestration, as `client.start_new` does."""
+        return self.start_new_text(orchestrator_name, None if input is None else json.dumps(input), instance_id)
 
-    def start_new_text(self, orchestrator_name: str, input_text: str | None,
-                       instance_id: str | None = None) -> str:
+    def start_new_text(self, orchestrator_name: str, input_text: str | None, instance_id: str | None = None) -> str:
         """Like start_new, with the input already JSON text (the HTTP API's form)."""
         return self.engine.start(orchestrator_name, input_text, instance_id or uuid.uuid4().hex)
 
@@ -114,11 +148,11 @@ class EmbeddedHost:
         row = self.store.get_instance(instance_id)
         return None if row is None else InstanceStatus.from_row(row)
 
-    async def list_instances(self) -> list[InstanceStatus]:
-        return [InstanceStatus.from_row(r) for r in self.store.list_instances()]
+    async def list_instances(self, query: InstanceQuery | None = None) -> list[InstanceStatus]:
+        rows, _ = self.store.query_instances(query or InstanceQuery())
+        return [InstanceStatus.from_row(r) for r in rows]
 
-    async def wait_for_completion(self, instance_id: str,
-                                  on_status: StatusCallback | None = None,
+    async def wait_for_completion(self, instance_id: str, on_status: StatusCallback | None = None,
                                   timeout: float | None = None) -> InstanceStatus:
         """Wait until the instance is terminal; `on_status` sees each custom-status change."""
         loop = asyncio.get_running_loop()
@@ -141,13 +175,22 @@ class EmbeddedHost:
             await self.engine.wait_changed(instance_id, min(1.0, remaining or 1.0))
 
     async def terminate(self, instance_id: str, reason: str) -> bool:
-        return self.engine.terminate(instance_id, reason)
+        return self.control.terminate(instance_id, reason) is Outcome.ACCEPTED
 
     async def raise_event(self, instance_id: str, name: str, data: Any = None) -> bool:
-        return self.engine.raise_event(instance_id, name, json.dumps(data))
+        return self.control.raise_event(instance_id, name, json.dumps(data)) is Outcome.ACCEPTED
+
+    async def suspend(self, instance_id: str, reason: str = "") -> bool:
+        return self.control.suspend(instance_id, reason) is Outcome.ACCEPTED
+
+    async def resume(self, instance_id: str, reason: str = "") -> bool:
+        return self.control.resume(instance_id, reason) is Outcome.ACCEPTED
+
+    async def rewind(self, instance_id: str, reason: str = "") -> bool:
+        return self.control.rewind(instance_id, reason) is Outcome.ACCEPTED
 
     async def purge(self, instance_id: str) -> int:
-        return self.store.purge(instance_id)
+        return 1 if self.control.purge(instance_id) is Outcome.ACCEPTED else 0
 
     def history(self, instance_id: str) -> list[dict[str, Any]]:
         """The persisted history events of the current execution, as sent to the SDK."""
@@ -156,6 +199,10 @@ class EmbeddedHost:
     def children(self, instance_id: str) -> list[str]:
         """Sub-orchestration instance ids started by this instance."""
         return self.store.children(instance_id)
+
+    def unfinished(self) -> list[str]:
+        """Ids of every instance that has not reached a terminal state."""
+        return [r.instance_id for r in self.store.list_instances(unfinished_only=True)]
 
     # ---- queues and HTTP -------------------------------------------------------------
     def enqueue(self, queue_name: str, message_text: str) -> int:
@@ -166,20 +213,23 @@ class EmbeddedHost:
         """Bodies waiting in a queue (e.g. `{queue}-poison`)."""
         return [m.body for m in self.store.queue_messages(queue_name)]
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 7071,
-                    ready: asyncio.Event | None = None) -> None:
-        """Serve HTTP triggers and Durable endpoints until cancelled, like `func start`.
+    async def serve(self, host: str = "127.0.0.1", port: int = 7071, ready: asyncio.Event | None = None) -> None:
+        """Serve HTTP triggers and the Durable webhooks until cancelled, like `func start`.
 
-        Durable clients inside functions always use the host's internal RPC endpoint
-        (started with the host), as the extension's local RPC endpoint in Azure.
+        Durable clients inside functions keep using the loopback RPC endpoint; their
+        management links point here.
         """
-        from .client_api import run_server
-
-        await run_server(self, host, port, ready)
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+        assert self.keys is not None, "start the host first"
+        triggers = Triggers(self.index.http, self.config, self.keys, self.invoke, self.client_binding,
+                            self._enforce_keys)
+        runner, self.public_url = await listen(public_app(self.durable_api, triggers, self.config), host, port)
+        if ready is not None:
+            ready.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.public_url = ""
+            await runner.cleanup()
 
 
 async def _close_durable_http_session() -> None:

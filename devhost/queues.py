@@ -1,30 +1,39 @@
-"""Local storage queues feeding queue triggers, with Azure's retry and poison rules."""
+"""Local storage queues feeding queue triggers, with Azure's retry and poison rules.
+
+host.json's `extensions.queues` applies: at most batchSize + newBatchThreshold messages
+of one queue run at once, a failed message becomes visible again after
+visibilityTimeout, and after maxDequeueCount attempts it moves to `{queue}-poison`.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
-from azure.functions.queue import QueueMessage as FuncQueueMessage
 from dateutil.parser import isoparse
 
+from .config import QueueSettings
+from .functions import QueueFunction
 from .history import fmt_time, utcnow
-from .state import QueueMessage
-from .triggers import invoke
-
-if TYPE_CHECKING:
-    from .host import EmbeddedHost
+from .invocation import QueueMessageData
+from .state import QueueMessage, StateStore
 
 log = logging.getLogger("devhost.queues")
 POISON_SUFFIX = "-poison"
+#: Delivers one message to its function; returns an error text, or None on success.
+Deliver = Callable[[QueueFunction, QueueMessageData], Awaitable[str | None]]
 
 
 class QueuePump:
     """Delivers persisted messages to bound functions; failures retry, then go to poison."""
 
-    def __init__(self, host: EmbeddedHost, max_dequeue_count: int = 5) -> None:
-        self.host = host
-        self.max_dequeue_count = max_dequeue_count
+    def __init__(self, store: StateStore, functions: dict[str, QueueFunction], settings: QueueSettings,
+                 deliver: Deliver) -> None:
+        self.store = store
+        self.functions = functions
+        self.settings = settings
+        self._deliver_to = deliver
         self._wake = asyncio.Event()
         self._in_flight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -40,38 +49,57 @@ class QueuePump:
         await asyncio.gather(*pending, return_exceptions=True)
 
     def enqueue(self, queue_name: str, body: str) -> int:
-        message_id = self.host.store.enqueue(queue_name, body, fmt_time(utcnow()))
+        message_id = self.store.enqueue(queue_name, body, fmt_time(utcnow()))
         self._wake.set()
         return message_id
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            for message in self.host.store.queue_messages():
-                if message.queue in self.host.index.queues and message.id not in self._in_flight:
-                    self._in_flight.add(message.id)
-                    task = asyncio.get_running_loop().create_task(self._deliver(message))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-            await self._wake.wait()
+            now = utcnow()
+            busy: dict[str, int] = {}
+            next_visible: float | None = None
+            messages = self.store.queue_messages()
+            for message in messages:
+                if message.id in self._in_flight:
+                    busy[message.queue] = busy.get(message.queue, 0) + 1
+            for message in messages:
+                if message.queue not in self.functions or message.id in self._in_flight:
+                    continue
+                if message.visible_at and isoparse(message.visible_at) > now:
+                    wait = (isoparse(message.visible_at) - now).total_seconds()
+                    next_visible = wait if next_visible is None else min(next_visible, wait)
+                    continue
+                if busy.get(message.queue, 0) >= self.settings.concurrency:
+                    continue
+                busy[message.queue] = busy.get(message.queue, 0) + 1
+                self._in_flight.add(message.id)
+                task = asyncio.get_running_loop().create_task(self._deliver(message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            try:
+                await asyncio.wait_for(self._wake.wait(), next_visible)
+            except TimeoutError:
+                pass
 
     async def _deliver(self, message: QueueMessage) -> None:
         """One delivery attempt: the dequeue count is persisted before the call."""
-        function = self.host.index.queues[message.queue]
-        self.host.store.bump_dequeue(message.id)
+        function = self.functions[message.queue]
+        self.store.bump_dequeue(message.id)
         count = message.dequeue_count + 1
-        trigger = FuncQueueMessage(id=str(message.id), body=message.body.encode(),
-                                   dequeue_count=count, pop_receipt=str(count),
-                                   insertion_time=isoparse(message.inserted))
+        data = QueueMessageData(id=str(message.id), body=message.body, dequeue_count=count,
+                                inserted=isoparse(message.inserted))
         try:
-            await invoke(self.host, function, trigger)
-        except Exception:  # noqa: BLE001 - a failing function leaves the message queued
-            log.exception("Queue function '%s' failed on message %s (attempt %d)",
-                          function.name, message.id, count)
-            if count >= self.max_dequeue_count:
-                self.host.store.move_message(message.id, message.queue + POISON_SUFFIX)
-        else:
-            self.host.store.delete_message(message.id)
+            error = await self._deliver_to(function, data)
+            if error is None:
+                self.store.delete_message(message.id)
+                return
+            log.error("Queue function '%s' failed on message %s (attempt %d): %s",
+                      function.name, message.id, count, error)
+            if count >= self.settings.max_dequeue_count:
+                self.store.move_message(message.id, message.queue + POISON_SUFFIX)
+            elif self.settings.visibility_timeout > timedelta(0):
+                self.store.hide_message(message.id, fmt_time(utcnow() + self.settings.visibility_timeout))
         finally:
             self._in_flight.discard(message.id)
             self._wake.set()

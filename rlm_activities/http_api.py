@@ -176,7 +176,7 @@ async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
     except ApiError as exc:
         return exc.response()
     if view == "html":
-        return func.HttpResponse(status_code=302, headers={"Location": trace_page(instance_id)})
+        return func.HttpResponse(status_code=302, headers={"Location": trace_page(instance_id, req.params.get("code"))})
     tree = await asyncio.to_thread(trace_tree, services.traces(), instance_id)
     if tree is None:
         return error_response(404, f"no trace for query {instance_id}")

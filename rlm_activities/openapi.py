@@ -268,13 +268,6 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "get",
-        "/api/ui",
-        "web_ui_root",
-        "The web UI, at its address with the slash",
-        {308: Reply("to /api/ui/", None, headers={"Location": "/api/ui/"})},
-    ),
-    Route(
-        "get",
         "/api/openapi.json",
         "openapi_document",
         "This document",

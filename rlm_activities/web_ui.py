@@ -14,7 +14,7 @@ import mimetypes
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import azure.functions as func
 
@@ -126,16 +126,14 @@ site = StaticSite(DIST)
 
 @bp.route(route="ui/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def web_ui(req: func.HttpRequest) -> func.HttpResponse:
-    """The app's files, and index.html for its client-side routes (/api/ui/trace/{id}, ...)."""
+    """The app's files, and index.html for its client-side routes (/api/ui/trace/{id}, ...).
+    The catch-all also takes /api/ui itself (routing ignores a trailing slash); the app's
+    links are absolute, so the page works at either address."""
     return site.response(req.route_params.get("path") or "", {k.lower(): v for k, v in req.headers.items()})
 
 
-@bp.route(route="ui", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def web_ui_root(req: func.HttpRequest) -> func.HttpResponse:
-    """/api/ui without the slash: send the browser to /api/ui/ so relative routes resolve."""
-    return func.HttpResponse(status_code=308, headers={"Location": UI_ROOT})
-
-
-def trace_page(instance_id: str) -> str:
-    """The UI's view of one query's trace."""
-    return f"{UI_ROOT}trace/{quote(instance_id, safe='')}"
+def trace_page(instance_id: str, key: str | None = None) -> str:
+    """The UI's view of one query's trace; a function key given as `?code=` goes along, and
+    the UI keeps it for the tab and takes it out of the address."""
+    page = f"{UI_ROOT}trace/{quote(instance_id, safe='')}"
+    return f"{page}?{urlencode({'code': key})}" if key else page

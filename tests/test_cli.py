@@ -66,6 +66,13 @@ def test_ask_with_a_missing_corpus_says_so(tmp_path: Path, repo_on_path: None, m
     assert not model_server.calls
 
 
+def test_ask_with_a_blank_question_is_one_line(tmp_path: Path, repo_on_path: None, model_server: ModelServer) -> None:
+    code, _, err = finish(ask(tmp_path, model_server, "--corpus", str(SAMPLE), "--question", "   "))
+    assert code == 2
+    assert err.startswith("error: question:") and "Traceback" not in err
+    assert not model_server.calls
+
+
 def test_ask_answers_over_the_sample_with_sources(tmp_path: Path, repo_on_path: None, model_server: ModelServer) -> None:
     model_server.set_script(
         lambda r: repl(

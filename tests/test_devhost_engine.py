@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from devhost.config import HostConfig
 from devhost.history import EventType
 from tests.devhost_apps import toy_app
 from tests.devhost_apps.harness import WAIT, read_log, run_to_end, with_host
@@ -40,9 +41,8 @@ def test_sequence_of_activities_sync_and_async(tmp_path: Path) -> None:
 def test_async_activities_share_the_host_loop_and_sync_ones_use_the_pool(tmp_path: Path) -> None:
     async def body(host):
         loop_thread = threading.current_thread().name
-        echo = await host.workers.run_activity(host.index.activities["async_echo"], "async_echo", "1")
-        pooled = await host.workers.run_activity(host.index.activities["thread_name"], "thread_name",
-                                                 "null")
+        echo = await host.runner.activity("async_echo", "1")
+        pooled = await host.runner.activity("thread_name", "null")
         return loop_thread, echo.result, pooled.result
 
     loop_thread, echo, pooled = with_host(tmp_path, body)
@@ -50,13 +50,13 @@ def test_async_activities_share_the_host_loop_and_sync_ones_use_the_pool(tmp_pat
     assert pooled.startswith('"devhost-fn')
 
 
-def test_thread_pool_size_follows_worker_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from devhost.workers import default_thread_count
+def test_thread_pool_size_follows_worker_setting(tmp_path: Path) -> None:
+    from devhost.config import HostConfig, HostConfigError
 
-    monkeypatch.setenv("PYTHON_THREADPOOL_THREAD_COUNT", "7")
-    assert default_thread_count() == 7
-    monkeypatch.delenv("PYTHON_THREADPOOL_THREAD_COUNT")
-    assert default_thread_count() >= 1
+    assert HostConfig.load(tmp_path, {"PYTHON_THREADPOOL_THREAD_COUNT": "7"}).thread_count == 7
+    assert HostConfig.load(tmp_path, {}).thread_count >= 1
+    with pytest.raises(HostConfigError, match="PYTHON_THREADPOOL_THREAD_COUNT"):
+        HostConfig.load(tmp_path, {"PYTHON_THREADPOOL_THREAD_COUNT": "lots"})
 
 
 def test_fan_out_activities_overlap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,7 +92,7 @@ def test_sub_orchestration_fan_out_of_32_overlaps(tmp_path: Path,
         child = await host.get_status("root-c5")
         return status, host.children("root"), child
 
-    status, children, child = with_host(tmp_path / "state", body)
+    status, children, child = with_host(tmp_path / "state", body, config=HostConfig(max_concurrent_activities=64))
     assert status.runtime_status == "Completed"
     assert status.output == list(range(32))
     assert sorted(children) == sorted(f"root-c{i}" for i in range(32))
@@ -246,7 +246,7 @@ def test_payload_sizes_are_visible_in_history(tmp_path: Path) -> None:
 
 def test_unknown_orchestrator_is_rejected(tmp_path: Path) -> None:
     async def body(host):
-        with pytest.raises(KeyError):
+        with pytest.raises(LookupError, match="doesn't exist, is disabled, or is not an orchestrator function"):
             await host.start_new("nope")
         return await host.get_status("missing")
 
@@ -260,12 +260,6 @@ def test_concurrent_instances_progress_together(tmp_path: Path) -> None:
 
     statuses = with_host(tmp_path, body)
     assert sorted(s.output["value"] for s in statuses) == list(range(6))
-
-
-def test_unsupported_action_fails_with_a_clear_message(tmp_path: Path) -> None:
-    status = with_host(tmp_path, lambda host: run_to_end(host, "calls_http"))
-    assert status.runtime_status == "Failed"
-    assert "does not support CALL_HTTP" in status.output
 
 
 def test_finished_instance_id_can_be_started_again(tmp_path: Path) -> None:

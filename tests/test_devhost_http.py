@@ -9,19 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.devhost_apps.harness import WAIT, read_log, with_host
-
-
-async def serving(host) -> tuple[asyncio.Task[None], str]:
-    ready = asyncio.Event()
-    server = asyncio.get_running_loop().create_task(host.serve(port=0, ready=ready))
-    await asyncio.wait_for(ready.wait(), WAIT)
-    return server, host.public_url
-
-
-async def stop(server: asyncio.Task[None]) -> None:
-    server.cancel()
-    await asyncio.gather(server, return_exceptions=True)
+from tests.devhost_apps.harness import WAIT, read_log, serving, stop, with_host
 
 
 async def poll(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
@@ -59,7 +47,7 @@ def test_http_starter_and_status_query_links(tmp_path: Path) -> None:
     assert final["runtimeStatus"] == "Completed"
     assert final["input"] == ["Ada", "Bob"]
     assert final["output"]["greetings"] == ["Hello Ada", "Hello Bob"]
-    assert history[1]["EventType"] == 0
+    assert history[0]["EventType"] == "ExecutionStarted" and history[0]["FunctionName"] == "sequence"
 
 
 def test_plain_http_trigger_with_route_params(tmp_path: Path) -> None:
@@ -88,27 +76,28 @@ def test_client_raise_event_and_management_api(tmp_path: Path) -> None:
     async def body(host):
         server, origin = await serving(host)
         api = f"{origin}/runtime/webhooks/durabletask"
+        key = {"code": host.keys.system_key}
         try:
             async with aiohttp.ClientSession() as session:
-                async with session.post(f"{api}/orchestrators/waits/h1") as r:
+                async with session.post(f"{api}/orchestrators/waits/h1", params=key) as r:
                     assert r.status == 202
                 while (await host.get_status("h1")).custom_status != "waiting":
                     await host.engine.wait_changed("h1", 1.0)
                 async with session.post(f"{origin}/api/events/h1/approve", json="ok") as r:
                     assert r.status == 200
-                done = await poll(session, f"{api}/instances/h1")
-                async with session.post(f"{api}/orchestrators/waits/h2") as r:
+                done = await poll(session, f"{api}/instances/h1?code={key['code']}")
+                async with session.post(f"{api}/orchestrators/waits/h2", params=key) as r:
                     assert r.status == 202
-                async with session.post(f"{api}/instances/h2/terminate?reason=stop") as r:
+                async with session.post(f"{api}/instances/h2/terminate", params={"reason": "stop", **key}) as r:
                     terminate = r.status
                 await host.wait_for_completion("h2", timeout=WAIT)  # termination is asynchronous, as in Azure
-                async with session.post(f"{api}/instances/h2/terminate?reason=stop") as r:
+                async with session.post(f"{api}/instances/h2/terminate", params={"reason": "stop", **key}) as r:
                     again = r.status
-                async with session.get(f"{api}/instances/nope") as r:
+                async with session.get(f"{api}/instances/nope", params=key) as r:
                     missing = r.status
-                async with session.post(f"{api}/orchestrators/nope") as r:
+                async with session.post(f"{api}/orchestrators/nope", params=key) as r:
                     unknown = (r.status, await r.json())
-                async with session.delete(f"{api}/instances/h2") as r:
+                async with session.delete(f"{api}/instances/h2", params=key) as r:
                     purged = await r.json()
             return done, terminate, again, missing, unknown, purged, await host.get_status("h2")
         finally:

@@ -12,9 +12,10 @@ from azure.durable_functions.models.DurableOrchestrationContext import DurableOr
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 
 from devhost import load_local_settings
-from devhost.client_api import aiohttp_route, input_text
+from devhost.durable_api import input_text
 from devhost.functions import discover
 from devhost.history import ActionType, EventType, build_context, event, execution_started, parse_reply
+from devhost.routes import RouteTable, safe_path
 from tests.devhost_apps.toy_app import app
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
@@ -92,19 +93,39 @@ def test_orchestrator_failure_is_parsed_from_out_of_proc_data() -> None:
                event(EventType.TASK_COMPLETED, at=T0, TaskScheduledId=0, Result='"Hello"')]
     with pytest.raises(Exception) as failure:
         handler(build_context(history, None, "i1", None, replayed=4))
-    reply = parse_reply(None, failure.value)
+    reply = parse_reply(None, str(failure.value))
     assert reply.error == "orchestrator gave up"
     assert [a["functionName"] for a in reply.flat_actions()] == ["hello"]
 
 
-def test_route_templates_and_request_bodies() -> None:
-    assert aiohttp_route("items/{id:int}") == ["/api/items/{id}"]
-    assert aiohttp_route("files/{*path}") == ["/api/files/{path:.*}"]
-    assert aiohttp_route("ping/{who?}") == ["/api/ping", "/api/ping/{who}"]
+def test_route_templates_match_like_aspnet() -> None:
+    table: RouteTable[str] = RouteTable("api")
+    for template in ("items/{id:int}", "items/{name}", "items/special", "files/{*path}", "ping/{who?}"):
+        table.add(template, template)
+
+    def best(path: str) -> tuple[str, dict[str, str]] | None:
+        found = table.match(safe_path(path))
+        return found[0] if found else None
+
+    assert best("/api/items/42") == ("items/{id:int}", {"id": "42"})
+    assert best("/api/items/abc") == ("items/{name}", {"name": "abc"})
+    assert best("/api/ITEMS/special") == ("items/special", {})
+    assert best("/api/files/a/b.txt") == ("files/{*path}", {"path": "a/b.txt"})
+    assert best("/api/ping") == ("ping/{who?}", {})
+    assert best("/api/ping/ada") == ("ping/{who?}", {"who": "ada"})
+    assert best("/api/items/a%2Fb") == ("items/{name}", {"name": "a%2Fb"}), "an encoded slash stays in the value"
+    assert best("/api/items/%2e%2e") is None, "a dot segment walks up, out of the route"
+    assert best("/api/files/x/..%2F..%2Fsecret") == ("files/{*path}", {"path": "x/..%2F..%2Fsecret"})
+    assert best("/api/elsewhere") is None
+
+
+def test_request_bodies_become_input_text() -> None:
     assert input_text(b"") is None
     assert input_text(json.dumps(json.dumps({"a": 1})).encode()) == '{"a": 1}'
     assert input_text(b'{"a": 1}') == '{"a": 1}'
-    assert input_text(b"plain words") == '"plain words"'
+    assert input_text(b'"plain words"') == '"plain words"'
+    with pytest.raises(ValueError):
+        input_text(b"plain words")
 
 
 def test_local_settings_do_not_override_environment(tmp_path: Path,

@@ -87,7 +87,10 @@ def test_malformed_ids_are_a_400_on_every_route(rlm_env: Path, model_server: Mod
     async def send(client: httpx.AsyncClient):
         return [await client.request(method, template.format(id=bad)) for bad in BAD_IDS]
 
-    for response in serve_app(rlm_env, send):
+    for bad, response in zip(BAD_IDS, serve_app(rlm_env, send), strict=True):
+        if bad == "%2E%2E":  # a dot segment resolves before routing, as in ASP.NET Core: no route, no id
+            assert response.status_code == 404 and response.json()["error"], response.text
+            continue
         assert response.status_code == 400, (response.url, response.status_code, response.text)
         assert "is not a valid" in response.json()["error"], response.text
 

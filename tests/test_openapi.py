@@ -85,7 +85,8 @@ def test_schemathesis_against_a_live_devhost_serve(tmp_path: Path, model_server:
     port = free_port()
     env = cli_env(tmp_path, model_server) | {"PYTHONPATH": str(ROOT), "RLM_MAX_RUNNING_QUERIES": "2"}
     log = (tmp_path / "serve.log").open("w")
-    command = [sys.executable, "-m", "devhost", "serve", "--state-dir", str(tmp_path / "state"), "--port", str(port)]
+    command = [sys.executable, "-m", "devhost", "serve", "--state-dir", str(tmp_path / "state"), "--port", str(port),
+               "--no-function-keys"]
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         schema_url = f"http://127.0.0.1:{port}/api/openapi.json"

@@ -92,12 +92,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, app: LiveApp) -> Iterator[Any]:
-    """A fresh tab; a request to anywhere but the app fails the test (the UI works offline)."""
+    """A fresh tab given the function key as a user would (`?code=`, kept for the tab); a
+    request to anywhere but the app fails the test (the UI works offline)."""
     tab = browser.new_page()
     elsewhere: list[str] = []
     tab.on("request", lambda r: None if r.url.startswith((app.url, "data:")) else elsewhere.append(r.url))
     failures: list[str] = []
     tab.on("pageerror", lambda e: failures.append(str(e)))
+    tab.goto(f"{app.url}{UI}?code={app.key}")
+    expect(tab).to_have_url(app.url + UI)
     yield tab
     tab.close()
     assert not elsewhere, f"the UI reached outside the app: {elsewhere}"
@@ -261,7 +264,7 @@ def test_a_past_query_opens_in_the_trace_view(app: LiveApp, page: Any, model: Mo
         ).json()
         wait_for(lambda: client.get(f"/api/queries/{started['id']}").json()["status"] == "Completed", "the query to finish")
 
-    page.goto(f"{app.url}/api/queries/{started['id']}/trace?format=html")
+    page.goto(f"{app.url}/api/queries/{started['id']}/trace?format=html&code={app.key}")
     expect(page).to_have_url(f"{app.url}/api/ui/trace/{started['id']}")
     expect(page.get_by_role("heading", name="Trace", exact=True)).to_be_visible()
     expect(page.locator("section.answer")).to_contain_text("Ridge", timeout=SLOW_MS)
@@ -372,41 +375,33 @@ def test_a_multi_strategy_benchmark_charts_each_strategy(app: LiveApp, page: Any
     screenshot(page, "benchmark-strategies")
 
 
-def test_the_function_key_is_asked_for_once_and_sent(app: LiveApp, page: Any) -> None:
-    """In Azure the API routes answer 401 without the key; the UI pages do not need one."""
-    key = "test-function-key"
-    seen: list[str | None] = []
-
-    def azure_front_door(route: Any) -> None:
-        given = route.request.headers.get("x-functions-key")
-        seen.append(given)
-        if given != key:
-            route.fulfill(status=401, body="")
-        else:
-            route.continue_()
-
-    page.route(re.compile(r"/api/(?!ui/)"), azure_front_door)
-    page.goto(app.url + UI + "trace")
-    dialog = page.get_by_role("dialog", name="Function key")
+def test_the_function_key_is_asked_for_once_and_sent(app: LiveApp, browser: Any) -> None:
+    """The pages need no key; the API answers 401 without one, as in Azure."""
+    tab = browser.new_page()
+    sent: list[str | None] = []
+    tab.on("request", lambda r: sent.append(r.headers.get("x-functions-key")) if "/api/queries" in r.url else None)
+    tab.goto(app.url + UI + "trace")
+    dialog = tab.get_by_role("dialog", name="Function key")
     expect(dialog).to_be_visible()
     dialog.get_by_label("Key").fill("not-the-key")
     dialog.get_by_role("button", name="Use this key").click()
     expect(dialog).to_contain_text("refused")
-    dialog.get_by_label("Key").fill(key)
+    dialog.get_by_label("Key").fill(app.key)
     dialog.get_by_role("button", name="Use this key").click()
     expect(dialog).to_be_hidden()
-    expect(page.get_by_text(re.compile("Recent queries|does not list its queries|No queries yet"))).to_be_visible()
-    assert seen[-1] == key
-    assert page.evaluate("sessionStorage.getItem('rlm.functionKey')") == key
+    expect(tab.get_by_text(re.compile("Recent queries|No queries yet"))).to_be_visible()
+    assert sent[0] is None and sent[-1] == app.key
+    assert tab.evaluate("sessionStorage.getItem('rlm.functionKey')") == app.key
+    tab.close()
 
-    fresh = page.context.new_page()
-    fresh.route(re.compile(r"/api/(?!ui/)"), azure_front_door)
-    fresh.goto(f"{app.url}{UI}benchmarks?code={key}")
-    expect(fresh.get_by_role("heading", name="Benchmarks")).to_be_visible()
-    expect(fresh.get_by_text(re.compile("Batches|does not list its batches|No batches yet"))).to_be_visible()
-    assert "code=" not in fresh.url
-    expect(fresh.get_by_role("dialog", name="Function key")).to_be_hidden()
-    fresh.close()
+    # A link with the key in it (as `az functionapp keys list` users share them) needs no dialog.
+    linked = browser.new_page()
+    linked.goto(f"{app.url}{UI}benchmarks?code={app.key}")
+    expect(linked.get_by_role("heading", name="Benchmarks")).to_be_visible()
+    expect(linked.get_by_text(re.compile("Batches|No batches yet"))).to_be_visible()
+    assert "code=" not in linked.url
+    expect(linked.get_by_role("dialog", name="Function key")).to_be_hidden()
+    linked.close()
 
 
 def axe_violations(page: Any) -> list[dict[str, Any]]:

@@ -7,20 +7,51 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import azure.functions as func
+
 from devhost import EmbeddedHost
-from tests.devhost_apps.toy_app import app
+from tests.devhost_apps.toy_app import app as toy_app
 
 WAIT = 60.0
 
 
 def with_host(state_dir: Path, body: Callable[[EmbeddedHost], Awaitable[Any]],
-              **options: Any) -> Any:
-    """Start a host on the toy app, run `body(host)`, stop the host; return body's result."""
+              app: func.FunctionRegister | str = toy_app, **options: Any) -> Any:
+    """Start a host on `app` (the toy app by default), run `body(host)`, stop the host;
+    return body's result."""
     async def main() -> Any:
         async with EmbeddedHost(app, state_dir=state_dir, **options) as host:
             return await body(host)
 
     return asyncio.run(main())
+
+
+async def serving(host: EmbeddedHost) -> tuple[asyncio.Task[None], str]:
+    """Serve the host's public endpoint on a free port; returns the task and its origin."""
+    ready = asyncio.Event()
+    server = asyncio.get_running_loop().create_task(host.serve(port=0, ready=ready))
+    await asyncio.wait_for(ready.wait(), WAIT)
+    return server, host.public_url
+
+
+async def stop(server: asyncio.Task[None]) -> None:
+    server.cancel()
+    await asyncio.gather(server, return_exceptions=True)
+
+
+async def until(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll `condition` (sync or async) until it is truthy; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ INSTANCE_ID = "crash-chain"
 
 async def main(state_dir: Path, steps: int) -> None:
     async with EmbeddedHost(app, state_dir=state_dir) as host:
-        await host.start_new("chain", input=steps, instance_id=INSTANCE_ID)
+        if await host.get_status(INSTANCE_ID) is None:
+            await host.start_new("chain", input=steps, instance_id=INSTANCE_ID)
         status = await host.wait_for_completion(INSTANCE_ID)
         print(json.dumps({"status": status.runtime_status, "output": status.output}), flush=True)
 

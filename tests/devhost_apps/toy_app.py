@@ -1,4 +1,5 @@
-"""A toy Durable Functions app exercising every feature the devhost supports."""
+"""A toy Durable Functions app: the basics every devhost test builds on (sequences, fan-outs,
+sub-orchestrations, retries, timers, events, continue-as-new, HTTP and queue triggers)."""
 from __future__ import annotations
 
 import asyncio
@@ -251,12 +252,6 @@ def chain(context: df.DurableOrchestrationContext):
     for step in range(context.get_input()):
         total += yield context.call_activity("slow_step", step)
     return total
-
-
-@app.orchestration_trigger(context_name="context")
-def calls_http(context: df.DurableOrchestrationContext):
-    response = yield context.call_http("GET", "http://127.0.0.1:9/")
-    return response
 
 
 # ---- HTTP and queue triggers ---------------------------------------------------------

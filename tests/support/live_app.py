@@ -5,6 +5,7 @@ look at the web UI it serves."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -40,12 +41,14 @@ def free_port() -> int:
 
 
 class LiveApp:
-    """A `devhost serve` subprocess; `url` is its origin once it answers."""
+    """A `devhost serve` subprocess; `url` is its origin once it answers. Its API routes
+    need `key`, as the function key they need in Azure."""
 
     def __init__(self, workdir: Path, model_url: str) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.key = secrets.token_urlsafe(24)
         self.log = workdir / "serve.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "RLM_", "AZURE_"))}
         env |= {
@@ -54,6 +57,7 @@ class LiveApp:
             "MODEL_BASE_URL": model_url,
             "MODEL_API_KEY": "test-key",
             "COPILOT_HOME_DIR": str(workdir / "copilot-home"),
+            "DEVHOST_FUNCTION_KEY": self.key,
         }
         command = [
             sys.executable,
@@ -95,7 +99,7 @@ class LiveApp:
                 self.process.wait(timeout=30)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
+        return httpx.Client(base_url=self.url, timeout=60, headers={"x-functions-key": self.key})
 
 
 @contextmanager

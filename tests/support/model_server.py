@@ -67,6 +67,10 @@ class ScriptedRequest:
     headers: dict[str, str]
     body: dict[str, Any]
 
+    def transcript(self) -> list[tuple[str, str]]:
+        """Every message as (role, text), in order: what a provider's prompt cache sees."""
+        return [(str(m.get("role", "")), _text_of(m.get("content"))) for m in self.messages]
+
     def texts(self, role: str) -> list[str]:
         return [_text_of(m.get("content")) for m in self.messages if m.get("role") == role]
 
@@ -392,15 +396,20 @@ class ModelServer:
 
     def max_overlap(self) -> int:
         """The largest number of chat calls in flight at once, from the request log."""
-        edges: list[tuple[float, int]] = []
-        for call in self.calls:
-            edges.append((call.received, 1))
-            edges.append((call.answered if call.answered is not None else float("inf"), -1))
-        running = peak = 0
-        for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
-            running += step
-            peak = max(peak, running)
-        return peak
+        return peak_in_flight(self.calls)
+
+
+def peak_in_flight(calls: list[RecordedCall]) -> int:
+    """The largest number of the given calls in flight at once (unanswered ones count as open)."""
+    edges: list[tuple[float, int]] = []
+    for call in calls:
+        edges.append((call.received, 1))
+        edges.append((call.answered if call.answered is not None else float("inf"), -1))
+    running = peak = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
+        running += step
+        peak = max(peak, running)
+    return peak
 
 
 def _as_script(script: Script | str) -> Script:

@@ -1,0 +1,245 @@
+"""The RLM app's commands: `ask` a question over a corpus, run a `batch`, show a `trace`.
+
+They host the RLM function app in-process and resume only the instance they are about
+(the query, or the batch and its queries), never other unfinished work in the state dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from devhost.errors import UsageError
+
+if TYPE_CHECKING:
+    from rlm_activities.batch_models import BatchRequest, BatchSummary
+    from shared.config import Settings
+
+MODEL_HELP = (
+    "No model is configured. Set MODEL_PROVIDER (openai or azure) and MODEL_BASE_URL "
+    "(an OpenAI-compatible base URL such as http://localhost:11434/v1, or your Azure AI "
+    "Foundry / Azure OpenAI endpoint), plus MODEL_API_KEY if the endpoint needs a key, and "
+    "ROOT_MODEL / SUB_MODEL for the model names. They can also go in local.settings.json."
+)
+
+
+def load_settings() -> Settings:
+    from shared.config import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise UsageError(f"invalid configuration: {_problems(exc)}") from None
+
+
+def configured_settings() -> Settings:
+    settings = load_settings()
+    if not settings.model_configured:
+        raise UsageError(MODEL_HELP)
+    return settings
+
+
+async def run_to_end(
+    args: argparse.Namespace,
+    console: Console,
+    *,
+    orchestrator: str,
+    instance_id: str,
+    label: str,
+    new_input: Callable[[], Any],
+    on_status: Callable[[Any], None],
+) -> Any | None:
+    """Start an instance (or resume it, or read how it ended) and wait for it. Returns its
+    output, or None after saying how it failed."""
+    from devhost import EmbeddedHost, HostConfig
+    from function_app import app
+    from shared.llm import close_models
+
+    try:
+        async with EmbeddedHost(app, state_dir=args.state_dir, config=HostConfig.load(Path.cwd()),
+                                resume=[instance_id], pump_queues=False) as host:
+            if await host.get_status(instance_id) is None:
+                await host.start_new(orchestrator, input=new_input(), instance_id=instance_id)
+            elif not args.json:
+                console.print(f"[dim]{label} exists: resuming it or reading its result.[/dim]")
+            status = await host.wait_for_completion(instance_id, on_status=on_status)
+    finally:
+        await close_models()
+    if str(status.runtime_status) == "Completed":
+        return status.output
+    if args.json:
+        print(json.dumps({"id": instance_id, "status": str(status.runtime_status), "error": status.output}))
+    else:
+        console.print(f"[red]{label} ended {status.runtime_status}: {status.output}[/red]")
+    return None
+
+
+async def ask(args: argparse.Namespace, console: Console) -> int:
+    from devhost.progress import ProgressView, print_result
+    from rlm_activities import services
+    from rlm_activities.orchestrator import ORCHESTRATOR
+    from shared.models import QueryResult
+    from shared.starting import root_task
+    from shared.step_models import ROOT_INSTANCE_ID
+
+    settings = configured_settings()
+    instance_id = args.instance_id or uuid.uuid4().hex
+    if not re.match(ROOT_INSTANCE_ID, instance_id):
+        raise UsageError("--instance-id must be 4-64 letters, digits, '-' or '_', starting with a letter or digit")
+    args.resume_hint = (f"query {instance_id} is saved; resume it with: "
+                        f"python -m devhost ask --instance-id {instance_id} --state-dir {args.state_dir}")
+
+    def new_input() -> dict[str, Any]:
+        return root_task(_request_from_args(args), instance_id, settings, services.store()).model_dump()
+
+    with ProgressView(Console(stderr=True), instance_id) as view:
+        output = await run_to_end(
+            args, console, orchestrator=ORCHESTRATOR, instance_id=instance_id, label=f"query {instance_id}",
+            new_input=new_input, on_status=lambda s: view.update(s.custom_status),
+        )  # fmt: skip
+    if output is None:
+        return 1
+    result = QueryResult.model_validate(output)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_result(console, result)
+    return 0
+
+
+def _request_from_args(args: argparse.Namespace):
+    from shared.corpus import CorpusError, load_corpus_path
+    from shared.models import QueryOptions, QueryRequest
+
+    if args.corpus is None or not args.question:
+        raise UsageError("a new query needs --corpus PATH and --question TEXT")
+    try:
+        text, documents = load_corpus_path(args.corpus)
+        options = QueryOptions(max_depth=args.max_depth, max_iterations=args.max_iterations)
+        source = {"documents": documents} if documents else {"corpus": text}
+        return QueryRequest(question=args.question, options=options, **source)
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from None
+    except ValidationError as exc:
+        raise UsageError(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """A validation error as one line per field, the way a user typed it."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+
+
+async def batch(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rlm_activities import services
+    from rlm_activities.batch import prepare_batch
+    from rlm_activities.batch_models import BATCH_ID, BATCH_ORCHESTRATOR, BatchSummary, batch_instance_id, results_key
+
+    settings = configured_settings()
+    batch_id = args.batch_id or uuid.uuid4().hex
+    if not re.match(BATCH_ID, batch_id):
+        raise UsageError("--batch-id must be 4-48 letters, digits, '-' or '_', starting with a letter or digit")
+    args.resume_hint = (f"batch {batch_id} is saved; resume it with: "
+                        f"python -m devhost batch --batch-id {batch_id} --state-dir {args.state_dir}")
+    stderr = Console(stderr=True)
+    columns = (TextColumn(f"batch {batch_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
+
+    def new_input() -> dict[str, Any]:
+        return prepare_batch(_batch_from_args(args, batch_id), batch_id, settings, services.store()).model_dump()
+
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+        shown = bar.add_task("", total=None, failed=0)
+
+        def show(status: Any) -> None:
+            if isinstance(status.custom_status, dict):
+                counts = status.custom_status
+                bar.update(shown, total=counts.get("total"), completed=counts.get("done", 0), failed=counts.get("failed", 0))
+
+        output = await run_to_end(
+            args, console, orchestrator=BATCH_ORCHESTRATOR, instance_id=batch_instance_id(batch_id),
+            label=f"batch {batch_id}", new_input=new_input, on_status=show,
+        )  # fmt: skip
+    if output is None:
+        return 1
+    summary = BatchSummary.model_validate(output)
+    if args.json:
+        print(summary.model_dump_json(indent=2))
+    else:
+        store = services.store()
+        _print_summary(console, summary, store.local_path(store.containers.results, results_key(batch_id)))
+    return 0
+
+
+def _batch_from_args(args: argparse.Namespace, batch_id: str) -> BatchRequest:
+    from rlm_activities.batch_models import BatchRequest
+    from shared.corpus import CorpusError, load_corpus_path
+
+    if args.file is None or args.corpus is None:
+        raise UsageError("a new batch needs --file QUESTIONS and --corpus PATH")
+    try:
+        corpus, documents = load_corpus_path(args.corpus)
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        text = args.file.read_text(encoding="utf-8")
+        if args.file.suffix.lower() == ".jsonl":
+            given: object = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            given = json.loads(text)
+        body = dict(given) if isinstance(given, dict) else {"questions": given}
+        body["batch_id"] = batch_id
+        body |= {"documents": documents} if documents else {"corpus": corpus}
+        if args.concurrency is not None:
+            body["concurrency"] = args.concurrency
+        if args.strategies:
+            body["strategies"] = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        if args.judge is not None:
+            body["judge"] = args.judge
+        return BatchRequest.model_validate(body)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ValidationError
+        raise UsageError(f"{args.file}: {exc}") from None
+
+
+def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_row("questions", f"{summary.count} ({summary.answered} answered, {summary.failed} failed)")
+    if summary.accuracy is not None:
+        table.add_row("accuracy", f"{summary.accuracy:.1%} ({summary.correct} of {summary.with_expected} with an expected answer), F1 {summary.f1:.2f}")
+    table.add_row("model calls", f"{summary.usage.model_calls} ({summary.total_tokens} tokens)")
+    if summary.latency_seconds is not None:
+        lat = summary.latency_seconds
+        table.add_row("latency", f"mean {lat.mean:.1f} s, p50 {lat.p50:.1f} s, p95 {lat.p95:.1f} s, max {lat.max:.1f} s")
+    console.print(table)
+    from devhost.compare_cli import print_strategy_summaries
+
+    print_strategy_summaries(console, summary)
+    console.print(f"Rows (JSONL, one per question and strategy): {rows}", soft_wrap=True, markup=False, highlight=False)
+
+
+async def trace(args: argparse.Namespace, console: Console) -> int:
+    from devhost.trace_view import print_trace
+    from rlm_activities import services
+    from shared.trace import trace_tree
+
+    load_settings()
+    tree = trace_tree(services.traces(), args.instance_id)
+    if tree is None:
+        raise UsageError(f"no trace for query {args.instance_id} in {args.state_dir}")
+    if args.json:
+        print(tree.model_dump_json(indent=2))
+    else:
+        print_trace(console, tree)
+    return 0
