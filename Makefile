@@ -44,6 +44,7 @@ PEER_VENVS := .rlm-state/bench-peers
 bench: setup
 	$(PY) -m bench.sandbox
 	$(PY) -m bench.durable --quick
+	$(PY) -m bench.prefix
 	$(PY) -m bench.starts
 	$(PY) -m bench.ui
 	$(PY) -m bench.peers --quick --venvs $(PEER_VENVS)

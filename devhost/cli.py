@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where histories, corpora and traces live")
     ask.add_argument("--max-depth", type=int, help="recursion bound for rlm_query (default RLM_MAX_DEPTH)")
     ask.add_argument("--max-iterations", type=int, help="iterations of the root loop (default RLM_MAX_ITERATIONS)")
+    ask.add_argument("--max-tokens", type=int, help="token budget of the whole recursion tree (default RLM_MAX_TOKENS)")
+    ask.add_argument("--max-cost", type=float, help="cost budget of the tree, priced by RLM_PRICES (default RLM_MAX_COST)")
+    ask.add_argument("--deadline", type=float, metavar="SECONDS", help="answer within this long (default RLM_DEADLINE_SECONDS)")
     ask.add_argument("--json", action="store_true", help="print the result object as JSON")
 
     batch = commands.add_parser("batch", help="answer a file of questions over one corpus; prints the summary")

@@ -123,7 +123,10 @@ def _request_from_args(args: argparse.Namespace):
         raise UsageError("a new query needs --corpus PATH and --question TEXT")
     try:
         text, documents = load_corpus_path(args.corpus)
-        options = QueryOptions(max_depth=args.max_depth, max_iterations=args.max_iterations)
+        options = QueryOptions(
+            max_depth=args.max_depth, max_iterations=args.max_iterations, max_tokens=args.max_tokens,
+            max_cost=args.max_cost, deadline_seconds=args.deadline,
+        )  # fmt: skip
         source = {"documents": documents} if documents else {"corpus": text}
         return QueryRequest(question=args.question, options=options, **source)
     except CorpusError as exc:
@@ -214,11 +217,15 @@ def _batch_from_args(args: argparse.Namespace, batch_id: str) -> BatchRequest:
 def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
     from rich.table import Table
 
+    from devhost.progress import format_cost
+
     table = Table.grid(padding=(0, 2))
     table.add_row("questions", f"{summary.count} ({summary.answered} answered, {summary.failed} failed)")
     if summary.accuracy is not None:
         table.add_row("accuracy", f"{summary.accuracy:.1%} ({summary.correct} of {summary.with_expected} with an expected answer), F1 {summary.f1:.2f}")
-    table.add_row("model calls", f"{summary.usage.model_calls} ({summary.total_tokens} tokens)")
+    table.add_row("model calls", f"{summary.usage.model_calls} ({summary.total_tokens} tokens, {summary.usage.cached_tokens} of them cached)")
+    if summary.cost is not None:
+        table.add_row("cost", format_cost(summary.cost))
     if summary.latency_seconds is not None:
         lat = summary.latency_seconds
         table.add_row("latency", f"mean {lat.mean:.1f} s, p50 {lat.p50:.1f} s, p95 {lat.p95:.1f} s, max {lat.max:.1f} s")

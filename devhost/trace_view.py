@@ -19,7 +19,7 @@ def _node(node: TraceNode, parent: Tree) -> Tree:
     result = node.result
     outcome = "[yellow]running[/]"
     if result is not None:
-        outcome = "[red]failed[/]" if result.failed else "[yellow]forced[/]" if result.forced else "[green]answered[/]"
+        outcome = "[red]failed[/]" if result.failed else f"[yellow]forced ({result.forced_reason or 'iterations'})[/]" if result.forced else "[green]answered[/]"
     meta = node.meta
     branch = parent.add(f"[bold]depth {meta.depth}[/] {escape(meta.instance_id)} {outcome}: {escape(_short(meta.question))}")
     for step in node.steps:

@@ -221,6 +221,7 @@ class BatchSummary(BaseModel):
     accuracy: float | None
     f1: float | None = None
     usage: TokenUsage
+    cost: float | None = None  # of every query, when RLM_PRICES prices their models
     total_tokens: int
     latency_seconds: Latency | None
     started_at: str

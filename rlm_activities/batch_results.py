@@ -124,6 +124,7 @@ def summarize(
         accuracy=overall.accuracy,
         f1=overall.f1,
         usage=overall.usage,
+        cost=overall.usage.cost,
         total_tokens=overall.usage.prompt_tokens + overall.usage.completion_tokens,
         latency_seconds=overall.latency_seconds,
         started_at=started_at,

@@ -40,6 +40,22 @@ class DurableRuntime:
     def all(self, work: list[Any]) -> Any:
         return self.context.task_all(work)
 
+    def timer(self, fire_at: datetime) -> Any:
+        return self.context.create_timer(fire_at)
+
+    def race(self, work: Any, timer: Any) -> Any:
+        return self.context.task_any([work, timer])
+
+    def fired(self, timer: Any) -> bool:
+        return bool(timer.is_completed)
+
+    def cancel(self, timer: Any) -> None:
+        timer.cancel()
+
+    def error_text(self, error: Exception) -> str:
+        """The SDK raises a failed task as "{reason} \n {details}", details being the stack."""
+        return str(error).split(" \n ", 1)[0]
+
     def report(self, progress: Progress) -> None:
         self.context.set_custom_status(progress.model_dump())
 

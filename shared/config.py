@@ -11,8 +11,27 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PER_MILLION = 1_000_000
+
+
+class ModelPrice(BaseModel):
+    """One model's prices per million tokens; cached input defaults to the input price."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    output: float = Field(ge=0)
+
+    def cost(self, *, prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> float:
+        """Cached prompt tokens at the cached price, the rest of the prompt at the input price,
+        the completion (reasoning included, as providers bill it) at the output price."""
+        cached_price = self.input if self.cached_input is None else self.cached_input
+        uncached = max(prompt_tokens - cached_tokens, 0)
+        return (uncached * self.input + cached_tokens * cached_price + completion_tokens * self.output) / PER_MILLION
 
 
 class Settings(BaseSettings):
@@ -41,6 +60,13 @@ class Settings(BaseSettings):
     # Generated code decides how many sub-queries a cell asks for; each one below max depth
     # is a sandbox session, so a fan-out runs in waves of at most this many.
     max_parallel_subqueries: int = Field(16, ge=1, le=256, alias="RLM_MAX_PARALLEL_SUBQUERIES")
+
+    # Budgets of a whole recursion tree, unless a query's options say otherwise; unset is no limit.
+    max_tokens: int | None = Field(None, ge=1000, alias="RLM_MAX_TOKENS")
+    max_cost: float | None = Field(None, gt=0, alias="RLM_MAX_COST")
+    deadline_seconds: float | None = Field(None, ge=1, alias="RLM_DEADLINE_SECONDS")
+    # {"model": {"input": 0.4, "cached_input": 0.1, "output": 1.6}} per million tokens.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, alias="RLM_PRICES")
 
     # Sandbox limits, per cell.
     cell_timeout_seconds: float = Field(120.0, gt=0, le=3600, alias="RLM_CELL_TIMEOUT_SECONDS")
@@ -86,6 +112,13 @@ class Settings(BaseSettings):
     def _provider_needs_endpoint(self) -> Settings:
         if self.model_provider and not self.model_base_url:
             raise ValueError("MODEL_PROVIDER is set but MODEL_BASE_URL (or AZURE_PROJECT_ENDPOINT) is not")
+        return self
+
+    @model_validator(mode="after")
+    def _cost_budget_needs_prices(self) -> Settings:
+        unpriced = sorted({self.root_model, self.sub_model, *self.allowed_models} - self.prices.keys())
+        if self.max_cost is not None and unpriced:
+            raise ValueError(f"RLM_MAX_COST is set but RLM_PRICES has no price for {', '.join(unpriced)}")
         return self
 
     @property

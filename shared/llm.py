@@ -4,25 +4,40 @@ One Copilot CLI process per worker process (per event loop) serves every call: s
 it costs most of a second, a session costs tens of milliseconds. Each call is one fresh
 session with the system prompt sent verbatim and no tools, so a model call is a plain
 chat completion whose only state is its prompt.
+
+The CLI retries a provider it cannot connect to for ~20 s (a black hole for ~80 s). So a
+call first checks that the provider accepts connections (unless it answered in the last
+minute), and checks again whenever the CLI reports a failed connection; an unreachable
+provider fails within seconds, naming the URL, and a slow one keeps its whole timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
+import urllib.request
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from copilot import CopilotClient, CopilotSession, RuntimeConnection
 from copilot._jsonrpc import JsonRpcError  # not re-exported; the SDK raises it as is
-from copilot.session_events import AssistantMessageData, AssistantUsageData
+from copilot.session_events import (
+    AssistantMessageData,
+    AssistantUsageData,
+    ModelCallFailureData,
+    ModelCallFailureKind,
+    SessionEvent,
+)
 from pydantic import BaseModel
 
 from shared.config import Settings
@@ -39,12 +54,21 @@ APP_ROOT = Path(__file__).resolve().parents[1]
 TOKEN_REFRESH_MARGIN_SECONDS = 300
 PING_TIMEOUT_SECONDS = 10
 HTTP_STATUS = re.compile(r"\(HTTP (\d{3})\)|^(\d{3})\b")
+# A provider must accept a TCP connection within this long to count as reachable.
+CONNECT_TIMEOUT_SECONDS = 5.0
+# A provider that answered this recently is not probed again before a call (only on failure).
+REACHED_FRESH_SECONDS = 60.0
 
 
 class ModelReply(BaseModel):
+    """A reply and its usage; cached tokens are part of the prompt tokens, reasoning tokens
+    part of the completion tokens, as providers report them."""
+
     text: str
     prompt_tokens: int = 0
+    cached_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0
     model: str
 
 
@@ -62,6 +86,10 @@ class ModelTimeout(ModelError):
 
 class ModelNotConfigured(ModelError):
     """The settings name no model provider, or the Copilot CLI cannot be found."""
+
+
+class ModelUnreachable(ModelError):
+    """The provider does not accept connections (down, wrong URL or port, unknown host)."""
 
 
 def find_copilot_cli(settings: Settings | None = None) -> str:
@@ -111,8 +139,39 @@ class _SendAndWaitProbeFilter(logging.Filter):
         )
 
 
+class _FailedCallFilter(logging.Filter):
+    """Drops the SDK's warning that a call failed: the ModelError raised for it says more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "CopilotSession.send_and_wait failed"
+
+
 _probe_filter = _SendAndWaitProbeFilter()
 logging.getLogger("copilot._jsonrpc").addFilter(_probe_filter)
+logging.getLogger("copilot.session").addFilter(_FailedCallFilter())
+
+
+async def connect_problem(url: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> str | None:
+    """Why a TCP connection to the host of `url` (or to the proxy the environment routes it
+    through) cannot be opened within `timeout`; None when it can."""
+    parts = urlsplit(url)
+    host, port, via = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), ""
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxied = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port, via = proxied.hostname or "", proxied.port or 80, f"through the proxy {proxied.hostname}:{proxied.port or 80}: "
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except TimeoutError:
+        return f"{via}no connection within {timeout:g} s"
+    except socket.gaierror as exc:
+        return f"{via}cannot resolve {host}: {exc.strerror}"
+    except OSError as exc:
+        return f"{via}{os.strerror(exc.errno).lower() if exc.errno else exc}"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
 
 
 class _AzureToken:
@@ -170,6 +229,7 @@ class CopilotModel:
         self._start_lock = asyncio.Lock()
         self._cleanups: set[asyncio.Task[None]] = set()
         self._azure_token = _AzureToken(credential)
+        self._reached_at = -REACHED_FRESH_SECONDS  # monotonic time the provider last answered
 
     async def start(self) -> None:
         """Start the CLI process once; concurrent callers wait for the same start."""
@@ -210,28 +270,78 @@ class CopilotModel:
         """One model turn: `system` verbatim as the system prompt, `prompt` as the user message."""
         limit = timeout if timeout is not None else self.settings.model_timeout_seconds
         where = f"model {model!r} at {self.settings.model_provider} provider {self.settings.model_base_url}"
+        await self._check_reachable()
         client, session = await self._open_session(model, system)
         usage: list[AssistantUsageData] = []
-        session.on(lambda event: usage.append(event.data) if isinstance(event.data, AssistantUsageData) else None)
+        transport_failed = asyncio.Event()
+
+        def on_event(event: SessionEvent) -> None:
+            if isinstance(event.data, AssistantUsageData):
+                usage.append(event.data)
+            elif isinstance(event.data, ModelCallFailureData) and event.data.failure_kind == ModelCallFailureKind.TRANSPORT:
+                transport_failed.set()
+
+        session.on(on_event)
+        call = asyncio.ensure_future(session.send_and_wait(prompt, timeout=limit))
+        watch = asyncio.ensure_future(self._unreachable(transport_failed))
         try:
-            event = await session.send_and_wait(prompt, timeout=limit)
+            await asyncio.wait({call, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if not call.done():
+                await _quietly(session.abort())
+                # Not cancelled (cancelling it mid-request trips the SDK's JSON-RPC reader):
+                # it ends when the session is disconnected below, and its outcome is moot.
+                call.add_done_callback(_outcome_moot)
+                raise self._unreachable_error(watch.result())
+            event = call.result()
         except TimeoutError:
             await _quietly(session.abort())
             raise ModelTimeout(f"no reply from {where} within {limit:g}s (MODEL_TIMEOUT_SECONDS)") from None
+        except ModelError:
+            raise
         except Exception as exc:
             if not await self._alive(client):
                 raise ModelError(f"the Copilot CLI stopped during a call to {where}: {exc}") from exc
             message = str(exc).removeprefix("Session error: ")
             raise ModelError(f"{where} failed: {message}", status=_status_of(message)) from exc
         finally:
+            watch.cancel()
             self._clean_up_later(client, session)
         if event is None or not isinstance(event.data, AssistantMessageData):
             raise ModelError(f"{where} returned no assistant message")
+        self._reached_at = time.monotonic()
         return ModelReply(
             text=event.data.content,
             prompt_tokens=sum(u.input_tokens or 0 for u in usage),
+            cached_tokens=sum(u.cache_read_tokens or 0 for u in usage),
             completion_tokens=sum(u.output_tokens or 0 for u in usage),
+            reasoning_tokens=sum(u.reasoning_tokens or 0 for u in usage),
             model=usage[-1].model if usage else model,
+        )
+
+    async def _check_reachable(self) -> None:
+        """Before a session is opened, unless the provider answered in the last minute."""
+        if time.monotonic() - self._reached_at <= REACHED_FRESH_SECONDS:
+            return
+        problem = await connect_problem(self.settings.model_base_url or "")
+        if problem is not None:
+            raise self._unreachable_error(problem)
+        self._reached_at = time.monotonic()
+
+    async def _unreachable(self, transport_failed: asyncio.Event) -> str:
+        """Returns why the provider cannot be reached, once a failed connection of the call is
+        followed by a failed check; never returns while the provider accepts connections,
+        however slowly it answers."""
+        while True:
+            await transport_failed.wait()
+            transport_failed.clear()
+            problem = await connect_problem(self.settings.model_base_url or "")
+            if problem is not None:
+                return problem
+
+    def _unreachable_error(self, problem: str) -> ModelUnreachable:
+        return ModelUnreachable(
+            f"cannot reach the model provider at {self.settings.model_base_url} ({problem}): "
+            "check MODEL_BASE_URL and that the service is running"
         )
 
     async def _open_session(self, model: str, system: str) -> tuple[CopilotClient, CopilotSession]:
@@ -312,6 +422,11 @@ class CopilotModel:
             shutil.rmtree(self._home, ignore_errors=True)
             self._home = None
             self._own_home = False
+
+
+def _outcome_moot(call: asyncio.Future[Any]) -> None:
+    if not call.cancelled():
+        log.debug("abandoned call ended with %r", call.exception())
 
 
 async def _quietly(awaitable: Any) -> None:

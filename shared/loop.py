@@ -6,18 +6,22 @@ so the same code runs as a Durable orchestration (rlm_activities.orchestrator, w
 every yield is a checkpoint) and in-process (`run_local` below, for library use). It
 must therefore stay deterministic: no clock but `runtime.now()`, no I/O; every effect
 is a step (shared.steps) or a sub-query.
+
+Budgets (shared.budget) are checked between steps; the deadline is a timer of the
+runtime (a durable timer under Durable) raced with each step, so no clock decides it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared.models import QueryRequest, QueryResult, TokenUsage
+from shared.models import ForcedReason, QueryRequest, QueryResult, TokenUsage
 from shared.payloads import TextRef
+from shared.prompts import FORCED_REASONS
 from shared.starting import root_task
 from shared.step_models import (
     CellSummary,
@@ -47,6 +51,22 @@ class LoopRuntime(Protocol):
 
     def all(self, work: list[Any]) -> Any: ...
 
+    def timer(self, fire_at: datetime) -> Any:
+        """A timer firing at `fire_at` (a durable timer is scheduled by the first race it joins)."""
+        ...
+
+    def race(self, work: Any, timer: Any) -> Any:
+        """Done when `work` or `timer` is; yielding `work` afterwards still waits for the work."""
+        ...
+
+    def fired(self, timer: Any) -> bool: ...
+
+    def cancel(self, timer: Any) -> None: ...
+
+    def error_text(self, error: Exception) -> str:
+        """What a failed step says, without the stack trace the runtime may attach."""
+        ...
+
     def report(self, progress: Progress) -> None: ...
 
 
@@ -63,31 +83,41 @@ class RlmLoop:
         self.instance_id = runtime.instance_id
         self.started = runtime.now()
         self.started_at = self.started.isoformat()
+        self.budget = task.budget.started(self.started)
+        self.deadline: Any = None  # the runtime's timer, when there is a deadline
         self.step = 0
         self.usage: dict[str, TokenUsage] = {}
+        self.last_call = TokenUsage()  # this loop's latest model call: the estimate of its next
+        self.forced_reason: ForcedReason | None = None
         self.sub_queries = 0
         self.used_sections: list[str] = []
         self.progress = Progress(
             phase="starting", depth=task.depth, max_depth=task.max_depth, iteration=0, max_iterations=task.max_iterations,
             started_at=self.started_at, trace_id=task.trace_parent.trace_id,
+            max_tokens=self.budget.tokens, max_cost=self.budget.cost,
+            deadline=self.budget.deadline.isoformat() if self.budget.deadline else None,
         )  # fmt: skip
 
     def run(self) -> Steps:
         """The root returns a QueryResult (or raises QueryFailed); sub-queries return a
         SubAnswer, failed or not, so one bad branch does not sink the tree."""
         iteration = 0
+        if self.budget.deadline is not None:
+            self.deadline = self.runtime.timer(self.budget.deadline)
         try:
-            opened = OpenOutput.model_validate((yield self._step("open_session", 0)))
+            opened = OpenOutput.model_validate((yield from self._wait(self._step("open_session", 0))))
             iteration, answer, outcome = yield from self._iterate(opened)
             error = None
         except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded, failed result
-            answer, outcome, error = TextRef(text=f"[query failed: {exc}]"), "failed", str(exc)
+            error = self.runtime.error_text(exc)
+            answer, outcome = TextRef(text=f"[query failed: {error}]"), "failed"
         self._report("finishing", iteration)
         finish = FinishInput(
             task=self.task,
             instance_id=self.instance_id,
             answer=answer,
             outcome=outcome,
+            forced_reason=self.forced_reason if outcome == "forced" else None,
             iterations=iteration,
             used_sections=self.used_sections,
             usage=self.usage,
@@ -97,6 +127,8 @@ class RlmLoop:
             error=error,
         )
         result = QueryResult.model_validate((yield self.runtime.step("finish_query", finish.model_dump())))
+        if self.deadline is not None and not self.runtime.fired(self.deadline):
+            self.runtime.cancel(self.deadline)
         self._report("failed" if result.failed else "done", iteration)
         if self.task.depth == 0:
             if result.failed:
@@ -106,9 +138,14 @@ class RlmLoop:
 
     def _iterate(self, opened: OpenOutput) -> Steps:
         for iteration in range(1, self.task.max_iterations + 1):
+            if (reason := self._spent()) is not None:
+                return (yield from self._force(iteration - 1, reason, opened))
             self._report("generating", iteration)
             code_step = self.step + 1
-            generated = GenerateOutput.model_validate((yield self._step("generate_step", iteration, **opened.model_dump())))
+            generated = GenerateOutput.model_validate(
+                (yield from self._wait(self._step("generate_step", iteration, **opened.model_dump())))
+            )
+            self.last_call = generated.usage
             self._add_usage({str(self.task.depth): generated.usage})
             if not generated.has_code:
                 if generated.final is not None:
@@ -118,41 +155,63 @@ class RlmLoop:
             self.used_sections = summary.used_sections or self.used_sections
             if summary.final is not None:
                 return iteration, summary.final, "final"
-        last = self.task.max_iterations
-        self._report("forcing an answer", last)
-        forced = GenerateOutput.model_validate((yield self._step("generate_step", last, forced=True, **opened.model_dump())))
+        return (yield from self._force(self.task.max_iterations, self._spent() or "iterations", opened))
+
+    def _force(self, iteration: int, reason: ForcedReason, opened: OpenOutput) -> Steps:
+        """One last call turns the transcript into the best answer it can."""
+        self.forced_reason = reason
+        self._report("forcing an answer", iteration)
+        step = self._step("generate_step", iteration, forced=reason, **opened.model_dump())
+        forced = GenerateOutput.model_validate((yield from self._wait(step)))
         self._add_usage({str(self.task.depth): forced.usage})
-        return last, forced.final or TextRef(text=""), "forced"
+        return iteration, forced.final or TextRef(text=""), "forced"
 
     def _run_cell(self, iteration: int, code_step: int, code: str | None) -> Steps:
+        """Execute, then fan out and resume while the cell waits on requests. Once the budget
+        is spent, the waiting requests are answered that they were not run, once, so the cell
+        can finish and show the model what it did; a cell that asks again is left waiting."""
         cell_id = f"{self.instance_id}-{iteration}"
         self.progress.code = code
         self._report("executing", iteration)
-        summary = CellSummary.model_validate((yield self._step("execute_cell", iteration, cell_id=cell_id, code_step=code_step)))
+        step = self._step("execute_cell", iteration, cell_id=cell_id, code_step=code_step)
+        summary = CellSummary.model_validate((yield from self._wait(step)))
         fanned_out = 0
+        told_spent = False
         while summary.status == "suspended":
-            answers = yield from self._fan_out(iteration, summary.pending, fanned_out)
+            if (reason := self._spent()) is not None:
+                if told_spent:
+                    break
+                answers, told_spent = self._not_run(summary.pending, reason), True
+            else:
+                answers = yield from self._fan_out(iteration, summary.pending, fanned_out)
             fanned_out += len(summary.pending)
             self._report("executing", iteration)
-            summary = CellSummary.model_validate((yield self._step("resume_cell", iteration, cell_id=cell_id, answers=answers)))
+            step = self._step("resume_cell", iteration, cell_id=cell_id, answers=answers)
+            summary = CellSummary.model_validate((yield from self._wait(step)))
         self.progress.code = None
         return summary
 
     def _fan_out(self, iteration: int, pending: list[PendingRef], first: int) -> Steps:
-        """The pending requests in parallel, in waves of at most `max_parallel`."""
+        """The pending requests in parallel, in waves of at most `max_parallel`; waves after
+        the budget ran out are not run."""
         answers: dict[str, Any] = {}
         width = self.task.max_parallel
         for start in range(0, len(pending), width):
             wave = pending[start : start + width]
-            answers |= yield from self._wave(iteration, wave, first + start)
+            if (reason := self._spent()) is not None:
+                answers |= self._not_run(wave, reason)
+                continue
+            answers |= yield from self._wave(iteration, wave, first + start, waiting=len(pending) - start)
         return answers
 
-    def _wave(self, iteration: int, pending: list[PendingRef], first: int) -> Steps:
-        """Requests at once: sub-queries below max depth, else single calls."""
+    def _wave(self, iteration: int, pending: list[PendingRef], first: int, waiting: int) -> Steps:
+        """Requests at once: sub-queries below max depth, each with its share of the budget
+        (split between the `waiting` requests and this loop), else single calls."""
+        share = self.budget.share(self._used(), waiting + 1, self.runtime.now())
         work = []
         for k, request in enumerate(pending, start=first):
             if request.kind == "rlm" and self.task.depth < self.task.max_depth:
-                child = self.task.child(request, self.instance_id)
+                child = self.task.child(request, self.instance_id, share)
                 work.append(self.runtime.sub_query(child, f"{self.instance_id}-{iteration}-{k}"))
             else:
                 leaf = request.model_dump(include={"kind", "question", "corpus_id", "requested_model", "model"})
@@ -170,6 +229,23 @@ class RlmLoop:
         self.progress.sub_queries_done += len(work)
         return answers
 
+    def _not_run(self, pending: list[PendingRef], reason: ForcedReason) -> dict[str, Any]:
+        return {r.id: TextRef(text=f"[{r.kind}_query was not run: {FORCED_REASONS[reason]}]").model_dump() for r in pending}
+
+    def _wait(self, work: Any) -> Steps:
+        """The result of `work`, raced with the deadline so it is noticed when it passes;
+        the step in flight is still awaited, so its result and usage are kept."""
+        if self.deadline is not None and not self.runtime.fired(self.deadline):
+            yield self.runtime.race(work, self.deadline)
+        return (yield work)
+
+    def _spent(self) -> ForcedReason | None:
+        """Why the budget allows no more work; once it is spent it stays spent."""
+        if self.forced_reason is None:
+            passed = self.deadline is not None and self.runtime.fired(self.deadline)
+            self.forced_reason = self.budget.spent(self._used(), self.last_call, passed)
+        return self.forced_reason
+
     def _step(self, name: str, iteration: int, **extra: Any) -> Any:
         self.step += 1
         payload = {
@@ -181,25 +257,25 @@ class RlmLoop:
         }
         return self.runtime.step(name, payload)
 
+    def _used(self) -> TokenUsage:
+        return sum(self.usage.values(), TokenUsage())
+
     def _add_usage(self, usage: dict[str, TokenUsage]) -> None:
         for depth, used in usage.items():
             self.usage[depth] = self.usage.get(depth, TokenUsage()) + used
 
     def _report(self, phase: str, iteration: int, *, step: int | None = None) -> None:
         """Progress as the next step starts (or, waiting on sub-queries, the step that asked for them)."""
+        used = self._used()
         self.progress.phase = phase
         self.progress.iteration = iteration
         self.progress.step = self.step + 1 if step is None else step
-        self.progress.tokens = sum(u.prompt_tokens + u.completion_tokens for u in self.usage.values())
-        self.progress.cost = total_cost(self.usage.values())
+        self.progress.tokens = used.total_tokens
+        self.progress.cached_tokens = used.cached_tokens
+        self.progress.cost = used.cost
+        self.progress.forced_reason = self.forced_reason
         self.progress.elapsed_seconds = round((self.runtime.now() - self.started).total_seconds(), 3)
         self.runtime.report(self.progress.model_copy())
-
-
-def total_cost(usage: Iterable[TokenUsage]) -> float | None:
-    """What the calls cost, when any of them was priced."""
-    costs = [cost for u in usage if (cost := u.model_dump().get("cost")) is not None]
-    return sum(costs) if costs else None
 
 
 class LocalRuntime:
@@ -213,17 +289,33 @@ class LocalRuntime:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    async def step(self, name: str, payload: dict[str, Any]) -> Any:
+    def step(self, name: str, payload: dict[str, Any]) -> asyncio.Future[Any]:
+        """A task, not a coroutine: a step raced with the deadline is awaited twice."""
         function = STEPS[name]
         if inspect.iscoroutinefunction(function):
-            return await function(payload, self.parts)
-        return await asyncio.to_thread(function, payload, self.parts)
+            return asyncio.ensure_future(function(payload, self.parts))
+        return asyncio.ensure_future(asyncio.to_thread(function, payload, self.parts))
 
     async def sub_query(self, task: RlmTask, instance_id: str) -> Any:
         return await drive(RlmLoop(LocalRuntime(self.parts, instance_id, self.on_progress), task).run())
 
     async def all(self, work: list[Any]) -> list[Any]:
         return list(await asyncio.gather(*work))
+
+    def timer(self, fire_at: datetime) -> asyncio.Task[None]:
+        return asyncio.ensure_future(asyncio.sleep(max((fire_at - self.now()).total_seconds(), 0.0)))
+
+    async def race(self, work: asyncio.Future[Any], timer: asyncio.Task[None]) -> None:
+        await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+
+    def fired(self, timer: asyncio.Task[None]) -> bool:
+        return timer.done() and not timer.cancelled()
+
+    def cancel(self, timer: asyncio.Task[None]) -> None:
+        timer.cancel()
+
+    def error_text(self, error: Exception) -> str:
+        return str(error)
 
     def report(self, progress: Progress) -> None:
         if self.on_progress is not None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from shared.config import ModelPrice
 from shared.payloads import TextRef
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
@@ -45,6 +46,10 @@ class QueryOptions(Strict):
     truncate_chars: int | None = Field(None, ge=200, le=20_000)
     root_model: str | None = Field(None, min_length=1, max_length=200)
     sub_model: str | None = Field(None, min_length=1, max_length=200)
+    # Budgets for the whole recursion tree; at the end of one the query answers with what it has.
+    max_tokens: int | None = Field(None, ge=1000, le=100_000_000)
+    max_cost: float | None = Field(None, gt=0, le=10_000)
+    deadline_seconds: float | None = Field(None, ge=1, le=86_400)
 
 
 def exactly_one_of(*names: str) -> dict[str, Any]:
@@ -133,16 +138,42 @@ class CellResult(Strict):
 
 
 class TokenUsage(Strict):
+    """Model calls and what they used. Cached tokens are part of the prompt tokens, reasoning
+    tokens part of the completion tokens (as providers count them); `cost` is in the price
+    table's currency, None when no call was priced."""
+
     model_calls: int = 0
     prompt_tokens: int = 0
+    cached_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def priced(self, price: ModelPrice | None) -> TokenUsage:
+        """This usage with its cost, when there is a price for its model."""
+        if price is None:
+            return self
+        cost = price.cost(prompt_tokens=self.prompt_tokens, cached_tokens=self.cached_tokens, completion_tokens=self.completion_tokens)
+        return self.model_copy(update={"cost": cost})
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
+        costs = [c for c in (self.cost, other.cost) if c is not None]
         return TokenUsage(
             model_calls=self.model_calls + other.model_calls,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cost=sum(costs) if costs else None,
         )
+
+
+# Why a query stopped exploring and answered with what it had.
+ForcedReason = Literal["iterations", "tokens", "cost", "deadline"]
 
 
 class Source(Strict):
@@ -154,10 +185,12 @@ class QueryResult(Strict):
     answer: str
     answer_key: str | None = None
     forced: bool = False
+    forced_reason: ForcedReason | None = None
     failed: bool = False
     iterations: int
     sources: list[Source] = Field(default_factory=list)
-    usage: dict[str, TokenUsage] = Field(default_factory=dict)
+    usage: dict[str, TokenUsage] = Field(default_factory=dict)  # per recursion depth
+    cost: float | None = None  # of the whole tree, when a price table is set
     sub_queries: int = 0
     duration_seconds: float = 0.0
     instance_id: str

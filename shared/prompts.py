@@ -1,8 +1,10 @@
-"""What the model is told: the RLM system prompt, the leaf prompt, and each turn's message."""
+"""What the model is told: the RLM system prompt, the leaf prompt, and each call's request."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from shared.models import ForcedReason
 
 ROOT_SYSTEM_PROMPT = """\
 You answer a question about a corpus that is far too large to read. You cannot see it.
@@ -70,12 +72,25 @@ You answer one question directly and concisely. Any text you need is in the mess
 Reply with the answer only."""
 
 FORCED_FINAL_INSTRUCTION = """\
-You have used every iteration. Do not write code. From what the REPL showed you above,
-write the best answer you can to the question, and say what remains uncertain."""
+Do not write code. From what the REPL showed you above, write the best answer you can
+to the question, and say what remains uncertain."""
+
+# Why no more code runs, said ahead of FORCED_FINAL_INSTRUCTION.
+FORCED_REASONS: dict[ForcedReason, str] = {
+    "iterations": "You have used every iteration.",
+    "tokens": "The query's token budget is spent.",
+    "cost": "The query's cost budget is spent.",
+    "deadline": "The query's time is up.",
+}
 
 NO_CODE_NUDGE = """\
 (Your last reply had no ```repl code block and did not set Final. Write code, or finish
 with FINAL(answer).)"""
+
+TRANSCRIPT_HEADER = """\
+=== Your task ===
+Your replies so far and what the REPL printed for each follow, oldest first. Each user
+message asks for your next reply."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,26 @@ class Turn:
     output: str | None
 
 
-def render_turn_message(
+@dataclass(frozen=True)
+class RootRequest:
+    """One model call of the RLM loop.
+
+    `system` is the system prompt followed by the question and every earlier turn, so the
+    next call's system message begins with this one's, byte for byte: provider prompt caches
+    then bill all of it as a repeated prefix. The Copilot CLI stamps the time at the head of
+    every user message, so only `prompt`, the short instruction for this call, goes there.
+    """
+
+    system: str
+    prompt: str
+
+    @property
+    def transcript(self) -> str:
+        """What follows the fixed system prompt: the trace keeps this, not the constant."""
+        return f"{self.system.removeprefix(ROOT_SYSTEM_PROMPT).lstrip()}\n\n{self.prompt}"
+
+
+def render_root_request(
     *,
     question: str,
     context_chars: int,
@@ -94,22 +128,24 @@ def render_turn_message(
     iteration: int,
     max_iterations: int,
     turns: list[Turn],
-    forced: bool = False,
-) -> str:
-    """The whole transcript, in one user message: each model call is stateless, so retries
-    and restarts see exactly what the first attempt saw."""
+    forced: ForcedReason | None = None,
+) -> RootRequest:
+    """Every call rebuilds the request from the trace, so retries and restarts send exactly
+    what the first attempt sent; each turn is rendered from its own record only, so the
+    transcript grows by appending."""
     parts = [
-        f"Question: {question}",
-        f"`context` holds {context_chars} characters in {section_count} sections.",
+        ROOT_SYSTEM_PROMPT,
+        TRANSCRIPT_HEADER,
+        f"Question: {question}\n`context` holds {context_chars} characters in {section_count} sections.",
     ]
     for number, turn in enumerate(turns, start=1):
         parts.append(f"--- Iteration {number}: your reply ---\n{turn.reply}")
         parts.append(f"--- Iteration {number}: REPL output ---\n{turn.output}" if turn.output is not None else NO_CODE_NUDGE)
-    if forced:
-        parts.append(FORCED_FINAL_INSTRUCTION)
+    if forced is not None:
+        prompt = f"{FORCED_REASONS[forced]} {FORCED_FINAL_INSTRUCTION}"
     else:
-        parts.append(f"This is iteration {iteration} of {max_iterations}. Your reply:")
-    return "\n\n".join(parts)
+        prompt = f"This is iteration {iteration} of {max_iterations}. Your reply:"
+    return RootRequest(system="\n\n".join(parts), prompt=prompt)
 
 
 def render_leaf_message(question: str, sub_context: str | None, max_chars: int) -> str:

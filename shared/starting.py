@@ -6,6 +6,9 @@ bounded and defaulted in one place and the corpus is always stored before the st
 
 from __future__ import annotations
 
+import logging
+
+from shared.budget import Budget
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.corpus import CorpusIndex, load_index, render_documents, save_corpus
@@ -14,6 +17,8 @@ from shared.payloads import TextRef
 from shared.step_models import QUESTION_INLINE, RlmTask
 from shared.storage.base import BlobStore
 from shared.telemetry.context import TraceParent, start_trace
+
+log = logging.getLogger(__name__)
 
 
 def store_request_corpus(request: CorpusSource, store: BlobStore) -> str:
@@ -47,6 +52,15 @@ def root_task(
 ) -> RlmTask:
     """The root's task; its trace is `trace` (an incoming request's), else one started here."""
     options = request.options
+    root_model, sub_model = options.root_model or settings.root_model, options.sub_model or settings.sub_model
+    budget = Budget(
+        tokens=options.max_tokens or settings.max_tokens,
+        cost=options.max_cost or settings.max_cost,
+        deadline_seconds=options.deadline_seconds or settings.deadline_seconds,
+    )
+    unpriced = sorted({root_model, sub_model, *settings.allowed_models} - settings.prices.keys())
+    if budget.cost is not None and unpriced:
+        log.warning("query %s has a cost budget but RLM_PRICES has no price for %s: their calls count as free", instance_id, unpriced)
     return RlmTask(
         question=TextRef.of(request.question, store, limit=QUESTION_INLINE),
         corpus_id=store_request_corpus(request, store),
@@ -56,7 +70,8 @@ def root_task(
         sub_max_iterations=options.sub_max_iterations or settings.sub_max_iterations,
         truncate_chars=options.truncate_chars or settings.truncate_chars,
         max_parallel=settings.max_parallel_subqueries,
-        root_model=options.root_model or settings.root_model,
-        sub_model=options.sub_model or settings.sub_model,
+        root_model=root_model,
+        sub_model=sub_model,
+        budget=budget,
         trace=trace or start_trace(),
     )

@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.models import CellStatus, RequestKind, TokenUsage
+from shared.budget import Budget
+from shared.models import CellStatus, ForcedReason, RequestKind, TokenUsage
 from shared.payloads import TextRef
 from shared.telemetry.context import TraceParent
 
@@ -39,6 +40,7 @@ class RlmTask(BaseModel):
     root_model: str
     sub_model: str
     requested_model: str | None = None  # what the parent's code named with `model=`, if anything
+    budget: Budget = Field(default_factory=Budget)
     trace: TraceParent | None = None  # the root query's trace, shared by the whole tree
 
     @property
@@ -54,9 +56,10 @@ class RlmTask(BaseModel):
         task's root or sub model or in `allowed`; None (the sub-model) otherwise."""
         return requested if requested in {self.root_model, self.sub_model, *allowed} else None
 
-    def child(self, request: PendingRef, parent_id: str) -> RlmTask:
-        """A sub-query's task (over the parent's corpus unless the request gave a sub-context); a
-        model the request may use becomes its model and its descendants' default."""
+    def child(self, request: PendingRef, parent_id: str, budget: Budget) -> RlmTask:
+        """A sub-query's task (over the parent's corpus unless the request gave a sub-context) with
+        its share of the budget; a model the request may use becomes its model and its
+        descendants' default."""
         return self.model_copy(
             update={
                 "question": request.question,
@@ -66,6 +69,7 @@ class RlmTask(BaseModel):
                 "max_iterations": self.sub_max_iterations,
                 "sub_model": request.model or self.sub_model,
                 "requested_model": request.requested_model,
+                "budget": budget,
             }
         )
 
@@ -87,7 +91,7 @@ class OpenOutput(BaseModel):
 class GenerateInput(StepInput):
     context_chars: int
     section_count: int
-    forced: bool = False
+    forced: ForcedReason | None = None  # why this call must answer without code
 
 
 class GenerateOutput(BaseModel):
@@ -146,6 +150,7 @@ class FinishInput(BaseModel):
     instance_id: str
     answer: TextRef
     outcome: Literal["final", "forced", "failed"]
+    forced_reason: ForcedReason | None = None
     iterations: int
     used_sections: list[str]
     usage: dict[str, TokenUsage]
@@ -166,7 +171,12 @@ class Progress(BaseModel):
     sub_queries_running: int = 0
     sub_queries_done: int = 0
     tokens: int = 0
+    cached_tokens: int = 0
     cost: float | None = None  # so far, when the model calls are priced
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    deadline: str | None = None
+    forced_reason: ForcedReason | None = None  # set once a budget (or the iteration limit) ran out
     started_at: str | None = None
     elapsed_seconds: float = 0.0  # at this report, by the orchestration's clock
     step: int = 0  # the trace number of the step running now

@@ -16,10 +16,10 @@ from typing import Any
 
 from shared.config import Settings
 from shared.corpus import load_index, save_corpus
-from shared.llm import CopilotModel, ModelError, get_model
+from shared.llm import CopilotModel, ModelError, ModelReply, get_model
 from shared.models import CellResult, QueryResult, Source, TokenUsage
 from shared.payloads import TextRef
-from shared.prompts import LEAF_SYSTEM_PROMPT, ROOT_SYSTEM_PROMPT, render_leaf_message, render_turn_message
+from shared.prompts import LEAF_SYSTEM_PROMPT, render_leaf_message, render_root_request
 from shared.protocol import ParsedReply, parse_reply
 from shared.sandbox import SandboxExecutor, make_executor
 from shared.step_models import (
@@ -66,6 +66,18 @@ class Parts:
     async def model(self) -> CopilotModel:
         return await get_model(self.settings)
 
+    def usage_of(self, reply: ModelReply, model: str) -> TokenUsage:
+        """One call's usage, priced from the table for the model asked for (else the one that answered)."""
+        usage = TokenUsage(
+            model_calls=1,
+            prompt_tokens=reply.prompt_tokens,
+            cached_tokens=reply.cached_tokens,
+            completion_tokens=reply.completion_tokens,
+            reasoning_tokens=reply.reasoning_tokens,
+        )
+        prices = self.settings.prices
+        return usage.priced(prices.get(model) or prices.get(reply.model))
+
     def model_call(self, model: str) -> contextlib.AbstractContextManager[spans.ModelCall]:
         """The span and metrics of one call to `model` at the configured provider."""
         return spans.model_call(self.settings.model_provider, model, self.settings.model_base_url)
@@ -103,7 +115,7 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
     started = utcnow()
     question = await asyncio.to_thread(p.task.question.resolve, parts.store)
     earlier = await asyncio.to_thread(parts.traces.steps, p.task.root_id, p.instance_id)
-    message = render_turn_message(
+    request = render_root_request(
         question=question,
         context_chars=p.context_chars,
         section_count=p.section_count,
@@ -115,9 +127,9 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
     model = await parts.model()
     with parts.model_call(p.task.model) as call:
         reply = await model.complete(
-            model=p.task.model, system=ROOT_SYSTEM_PROMPT, prompt=message, timeout=parts.settings.model_timeout_seconds
+            model=p.task.model, system=request.system, prompt=request.prompt, timeout=parts.settings.model_timeout_seconds
         )
-        usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        usage = parts.usage_of(reply, p.task.model)
         call.record(reply.model, usage)
     parsed = ParsedReply(final_text=reply.text) if p.forced else parse_reply(reply.text)
     record = StepRecord(
@@ -125,9 +137,10 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         step=p.step,
         iteration=p.iteration,
         kind="forced" if p.forced else "generate",
+        forced_reason=p.forced,
         started_at=started,
         model=p.task.model,
-        prompt=message,
+        prompt=request.transcript,
         reply=reply.text,
         blocks=parsed.blocks,
         notes=parsed.notes,
@@ -135,9 +148,9 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
     )
     await asyncio.to_thread(parts.traces.write_step, p.task.root_id, record)
     log.info(
-        "generate instance=%s depth=%d iteration=%d model=%s tokens=%d+%d blocks=%d final=%s",
+        "generate instance=%s depth=%d iteration=%d model=%s tokens=%d+%d cached=%d blocks=%d final=%s",
         p.instance_id, p.task.depth, p.iteration, p.task.model, usage.prompt_tokens, usage.completion_tokens,
-        len(parsed.blocks), parsed.final_text is not None,
+        usage.cached_tokens, len(parsed.blocks), parsed.final_text is not None,
     )  # fmt: skip
     final = parsed.final_text
     final_ref = await asyncio.to_thread(TextRef.of, final, parts.store) if final is not None else None
@@ -193,7 +206,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
                 model=model_name, system=LEAF_SYSTEM_PROMPT, prompt=prompt, timeout=parts.settings.model_timeout_seconds
             )
             text = reply.text
-            usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+            usage = parts.usage_of(reply, model_name)
             call.record(reply.model, usage)
     except ModelError as exc:
         log.warning("leaf instance=%s request=%s failed: %s", p.instance_id, p.request_id, exc)
@@ -232,10 +245,12 @@ def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         answer=inline.text,
         answer_key=inline.key,
         forced=p.outcome == "forced",
+        forced_reason=p.forced_reason,
         failed=p.outcome == "failed",
         iterations=p.iterations,
         sources=sources,
         usage=p.usage,
+        cost=sum(p.usage.values(), TokenUsage()).cost,
         sub_queries=p.sub_queries,
         duration_seconds=max((datetime.fromisoformat(p.ended_at) - datetime.fromisoformat(p.started_at)).total_seconds(), 0.0),
         instance_id=p.instance_id,
@@ -247,8 +262,8 @@ def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     parts.executor.close(p.instance_id)
     spans.query_finished(p, result)
     log.info(
-        "finish instance=%s outcome=%s iterations=%d sub_queries=%d seconds=%.1f",
-        p.instance_id, p.outcome, p.iterations, p.sub_queries, result.duration_seconds,
+        "finish instance=%s outcome=%s iterations=%d sub_queries=%d seconds=%.1f forced_reason=%s cost=%s",
+        p.instance_id, p.outcome, p.iterations, p.sub_queries, result.duration_seconds, p.forced_reason, result.cost,
     )  # fmt: skip
     return result.model_dump()
 

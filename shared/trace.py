@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from shared.models import CellResult, QueryResult, TokenUsage
+from shared.models import CellResult, ForcedReason, QueryResult, TokenUsage
 from shared.prompts import Turn
 from shared.protocol import truncate_output
 from shared.storage.base import BlobNotFound, BlobStore
@@ -60,6 +60,7 @@ class StepRecord(BaseModel):
     step: int
     iteration: int
     kind: StepKind
+    forced_reason: ForcedReason | None = None  # of a forced step: why no more code ran
     started_at: datetime
     ended_at: datetime = Field(default_factory=utcnow)
     model: str | None = None

@@ -51,7 +51,7 @@ def script(request: ScriptedRequest) -> str:
     if is_answer(request):
         found = CODE.search(request.prompt)
         return f"It is {found.group(1)}." if found else "Not stated."
-    assert request.system.strip() == ROOT_SYSTEM_PROMPT.strip()
+    assert request.system.startswith(ROOT_SYSTEM_PROMPT)  # then the question and the turns so far
     return repl(RLM_CODE[question_of(request)])
 
 

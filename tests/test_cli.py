@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -161,3 +162,19 @@ def test_ask_reads_local_settings_json(tmp_path: Path, repo_on_path: None, model
     code, out, err = finish(ask(tmp_path, None, "--corpus", str(SAMPLE), "--question", "q", "--json"))
     assert code == 0, out + err
     assert json.loads(out)["answer"] == "from local settings"
+
+
+@pytest.mark.timeout(90)  # it took 77 s when the CLI's retries and the activity's multiplied
+def test_ask_with_an_unreachable_model_says_which_url_without_a_traceback(tmp_path: Path, repo_on_path: None) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = cli_env(tmp_path, None) | {"MODEL_PROVIDER": "openai", "MODEL_BASE_URL": url, "MODEL_API_KEY": "k", "COLUMNS": "300"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devhost", "ask", "--state-dir", str(tmp_path / "state"), "--corpus", str(SAMPLE), "--question", "q"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    code, out, err = finish(process)
+    assert code == 1
+    assert f"cannot reach the model provider at {url} (connection refused)" in out + err
+    assert "Traceback" not in out + err and "send_and_wait failed" not in out + err

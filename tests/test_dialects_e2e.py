@@ -22,7 +22,7 @@ from shared.protocol import PROSE_FINAL_NOTE
 from shared.trace import TraceStore
 from tests.conftest import MODEL_VARIABLES
 from tests.support.model_server import ModelServer, ScriptedRequest
-from tests.support.rlm import filler_corpus, is_leaf, iteration_of, question_of, repl
+from tests.support.rlm import filler_corpus, is_leaf, iteration_of, question_of, repl, transcript_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -34,8 +34,8 @@ PARTS = CORPUS.split(SECTION)[:3]
 
 
 def seen(request: ScriptedRequest) -> str:
-    """Everything the model was told in this request's user messages."""
-    return "\n".join(request.texts("user"))
+    """Everything the model was told in this request beyond the fixed system prompt."""
+    return transcript_of(request)
 
 
 def after(pattern: str, request: ScriptedRequest) -> str:

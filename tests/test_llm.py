@@ -6,9 +6,11 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,6 +24,7 @@ from shared.llm import (
     ModelNotConfigured,
     ModelReply,
     ModelTimeout,
+    ModelUnreachable,
     close_models,
     find_copilot_cli,
     get_model,
@@ -228,3 +231,69 @@ def test_a_cli_without_execute_bit_runs_from_a_private_copy(tmp_path: Path, monk
     found = find_copilot_cli()
     assert found != str(packaged)
     assert subprocess.run([found], capture_output=True, text=True, check=True).stdout.strip() == f"packaged-{tmp_path.name}"
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@contextmanager
+def black_hole() -> Iterator[str]:
+    """A port whose listen queue is full and never accepted: connections hang, as they do to
+    a host whose firewall drops packets."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+@pytest.mark.timeout(60)  # the CLI alone retries a refused connection for ~23 s
+def test_a_refused_connection_fails_at_once_and_names_the_url(model_env: Settings) -> None:
+    url = closed_port_url()
+    settings = model_env.model_copy(update={"model_base_url": url, "model_timeout_seconds": 600})
+    with pytest.raises(ModelUnreachable) as caught:
+        run(settings, ask("anyone there?"))
+    assert str(caught.value).startswith(f"cannot reach the model provider at {url} (connection refused)")
+    assert "MODEL_BASE_URL" in str(caught.value)
+
+
+@pytest.mark.timeout(60)  # the CLI alone waits ~80 s for a host that drops packets
+def test_a_provider_that_never_accepts_the_connection_fails_after_the_connect_timeout(model_env: Settings) -> None:
+    with black_hole() as url:
+        settings = model_env.model_copy(update={"model_base_url": url, "model_timeout_seconds": 600})
+        with pytest.raises(ModelUnreachable, match=f"{url} \\(no connection within 5 s\\)"):
+            run(settings, ask("anyone there?"))
+
+
+@pytest.mark.parametrize("model_server", [echo], indirect=True)
+def test_a_slow_provider_keeps_its_whole_timeout(model_env: Settings, model_server: ModelServer) -> None:
+    model_server.set_latency(7.0)  # longer than the connect check allows, well within the call's timeout
+    assert run(model_env, ask("take your time", timeout=60)).text == "echo: take your time"
+
+
+@pytest.mark.timeout(60)
+def test_a_provider_that_goes_away_is_found_unreachable_at_its_first_refused_connection(
+    model_env: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(model: CopilotModel) -> None:
+        await ask("first")(model)
+        # Reached a moment ago, so no check before the next call: its refused connection triggers one.
+        # (A new address: the stopped scripted server would still answer on the CLI's kept-alive connection.)
+        model.settings = model.settings.model_copy(update={"model_base_url": closed_port_url()})
+        with pytest.raises(ModelUnreachable, match="connection refused"):
+            await ask("second", timeout=600)(model)
+
+    with caplog.at_level(logging.WARNING):
+        run(model_env, body)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]  # the error says it all

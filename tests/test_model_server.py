@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.support.model_server import ModelServer, ScriptedError, ScriptedRequest, sequence
+from tests.support.model_server import ModelServer, ScriptedError, ScriptedReply, ScriptedRequest, sequence
 
 MESSAGES = [
     {"role": "system", "content": "You are an RLM step."},
@@ -29,7 +29,10 @@ def by_role(request: ScriptedRequest) -> str:
 def test_non_streaming_reply_with_usage(model_server: ModelServer) -> None:
     body = chat(model_server).json()
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "step"}
-    assert body["usage"] == {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}
+    assert body["usage"] == {
+        "prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0},
+    }  # fmt: skip
     [call] = model_server.calls
     assert call.request.prompt == "find the needle"
     assert call.request.system == "You are an RLM step."
@@ -94,6 +97,39 @@ def test_sequential_calls_do_not_overlap(model_server: ModelServer) -> None:
     assert model_server.max_overlap() == 1
 
 
+def usage_of(server: ModelServer, messages: list[dict[str, str]], model: str = "m") -> dict[str, object]:
+    return httpx.post(server.url + "/chat/completions", json={"model": model, "messages": messages}, timeout=10).json()["usage"]
+
+
+def test_cached_tokens_are_the_prefix_shared_with_an_earlier_request_to_the_same_model(model_server: ModelServer) -> None:
+    system = {"role": "system", "content": "one two three four"}
+    assert usage_of(model_server, [system, {"role": "user", "content": "five six"}])["prompt_tokens_details"] == {"cached_tokens": 0}
+    longer = [{"role": "system", "content": "one two three four five"}, {"role": "user", "content": "seven"}]
+    assert usage_of(model_server, longer)["prompt_tokens_details"] == {"cached_tokens": 4}  # the words of the old system prompt
+    assert usage_of(model_server, [*longer, {"role": "user", "content": "eight"}])["prompt_tokens_details"] == {"cached_tokens": 6}
+    assert usage_of(model_server, longer, model="other")["prompt_tokens_details"] == {"cached_tokens": 0}
+    assert usage_of(model_server, [{"role": "user", "content": "one two"}])["prompt_tokens_details"] == {"cached_tokens": 0}
+
+
+def test_failed_requests_leave_nothing_in_the_cache(model_server: ModelServer) -> None:
+    model_server.set_script(sequence(ScriptedError(500), "ok"))
+    messages = [{"role": "system", "content": "alpha beta"}]
+    assert httpx.post(model_server.url + "/chat/completions", json={"model": "m", "messages": messages}).status_code == 500
+    assert usage_of(model_server, messages)["prompt_tokens_details"] == {"cached_tokens": 0}
+    assert usage_of(model_server, messages)["prompt_tokens_details"] == {"cached_tokens": 2}
+
+
+@pytest.mark.parametrize("model_server", [lambda _: ScriptedReply("two words", reasoning_tokens=5)], indirect=True)
+def test_reasoning_tokens_count_in_the_completion(model_server: ModelServer) -> None:
+    usage = usage_of(model_server, MESSAGES)
+    assert usage["completion_tokens"] == 7 and usage["completion_tokens_details"] == {"reasoning_tokens": 5}
+    assert model_server.calls[0].reply == "two words" and model_server.calls[0].usage == usage
+
+
+def test_the_raw_body_is_recorded(model_server: ModelServer) -> None:
+    chat(model_server)
+    [call] = model_server.calls
+    assert json.loads(call.request.raw) == call.request.body
 @pytest.mark.parametrize("path", ["/embeddings", "/v1/embeddings", "/openai/v1/embeddings", "/openai/deployments/emb/embeddings"])
 def test_embeddings_are_deterministic_hashed_bags_of_words(model_server: ModelServer, path: str) -> None:
     texts = ["The secret code of the harbor is 4417.", "Wind and snow on the ridge road.", "the harbor secret code?"]

@@ -27,7 +27,7 @@ def shown(status: dict) -> str:
 
 def test_live_progress_shows_the_query_state_on_a_terminal() -> None:
     text = shown(STATUS)
-    for part in ("query-7", "sub-queries", "3 / 20", "recurse to depth 2", "6 running, 2 done", "934", "cost 0.0123",
+    for part in ("query-7", "sub-queries", "3 / 20", "recurse to depth 2", "6 running, 2 done", "934", "0.0123",
                  "#7", "parts = context.split", "0af7651916cd43dd8448eb211c80319c"):  # fmt: skip
         assert part in text
     elapsed = float(text.split("elapsed")[-1].split()[0])  # the last frame drawn

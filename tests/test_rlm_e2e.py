@@ -127,7 +127,7 @@ def test_iteration_limit_forces_an_answer(rlm_env: Path, model_server: ModelServ
     assert result.answer == "best guess: 3 stations"
     assert result.iterations == 3
     assert len(model_server.calls) == 4
-    assert "still looking, iteration 2" in model_server.calls[2].request.prompt
+    assert "still looking, iteration 2" in model_server.calls[2].request.system
 
 
 def test_failed_sub_query_leaves_parent_complete_with_error_in_trace(rlm_env: Path, model_server: ModelServer) -> None:

@@ -56,8 +56,9 @@ def needs_route(route: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(route not in registered_routes(), reason=f"the function app has no `{route}` route yet")
 
 
-def is_root(request: ScriptedRequest) -> bool:
-    return request.system.strip() == ROOT_SYSTEM_PROMPT.strip()
+def is_rlm_turn(request: ScriptedRequest) -> bool:
+    """A turn of an RLM query: its system message starts with the RLM system prompt."""
+    return request.system.startswith(ROOT_SYSTEM_PROMPT)
 
 
 def baselines_and_judge(request: ScriptedRequest) -> str:
@@ -65,7 +66,7 @@ def baselines_and_judge(request: ScriptedRequest) -> str:
     gives 4 on every rubric and prefers the first answer."""
     from shared.grading import JUDGE_SYSTEM_PROMPT
 
-    if is_root(request):
+    if is_rlm_turn(request):
         return repl("used_sections = ['Ridge']\nFinal = 'Ridge'")
     if request.system.strip() == JUDGE_SYSTEM_PROMPT.strip():
         return "Winner: A" if "Answer A:" in request.prompt else "Fair.\nScore: 4"
@@ -204,12 +205,17 @@ def test_an_eight_way_fan_out_shows_eight_parallel_bars(app: LiveApp, page: Any,
         wait_for(lambda: running_children() == 8, "eight running sub-queries on the timeline")
         wait_for(lambda: sum(1 for c in model.calls[earlier:] if c.answered is None) == 8, "eight model calls in flight")
         expect(page.locator(".run-status")).to_contain_text("Running")
+        cost_meter = page.locator(".meters div", has_text="Cost").locator("dd")
+        expect(cost_meter).to_have_text(re.compile(r"^\$[0-9.]+$"))
+        cost_while_running = float(cost_meter.inner_text().lstrip("$"))
         screenshot(page, "fan-out-running")
         release.set()
 
         expect(page.locator("section.answer")).to_contain_text(str(sum(range(1, 9))), timeout=SLOW_MS)
     finally:
         release.set()
+    # Tokens and cost add up as the tree runs: the eight sub-queries' calls came after.
+    assert float(cost_meter.inner_text().lstrip("$")) > cost_while_running
 
     spans = [b for b in bars(page, "g.timeline-span") if b["label"].startswith(tuple(children))]
     assert len(spans) == 8

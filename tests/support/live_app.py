@@ -4,6 +4,7 @@ look at the web UI it serves."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -58,6 +59,8 @@ class LiveApp:
             "MODEL_API_KEY": "test-key",
             "COPILOT_HOME_DIR": str(workdir / "copilot-home"),
             "DEVHOST_FUNCTION_KEY": self.key,
+            # A price table, so cost shows beside tokens (per million tokens, as providers list them).
+            "RLM_PRICES": json.dumps({"gpt-5-4-mini": {"input": 400.0, "cached_input": 40.0, "output": 1600.0}}),
         }
         command = [
             sys.executable,

@@ -7,6 +7,9 @@ check whether they overlapped.
 
 It also serves deterministic embeddings: a hashed bag of words, so texts sharing words
 are near each other and a passage is nearest to a question that names what it says.
+
+Usage reports cached prompt tokens the way a provider's prefix cache does: the part of
+the prompt that repeats the start of an earlier request to the same model is cached.
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
+class ScriptedReply:
+    """A reply that also reports reasoning tokens (counted in completion tokens, as OpenAI does)."""
+
+    text: str
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class ScriptedError:
     """Reply with an HTTP error instead of a completion (to exercise error paths)."""
 
@@ -66,6 +77,7 @@ class ScriptedRequest:
     include_usage: bool
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: bytes = b""  # the body as sent: what a provider's prefix cache compares
 
     def transcript(self) -> list[tuple[str, str]]:
         """Every message as (role, text), in order: what a provider's prompt cache sees."""
@@ -94,7 +106,7 @@ class ScriptedRequest:
         return text in self.system or text in self.prompt
 
 
-Reply = str | ScriptedError
+Reply = str | ScriptedReply | ScriptedError
 Script = Callable[[ScriptedRequest], Reply]
 Latency = float | Callable[[ScriptedRequest], float]
 
@@ -108,6 +120,7 @@ class RecordedCall:
     answered: float | None = None
     status: int | None = None
     reply: str | None = None
+    usage: dict[str, Any] | None = None  # as reported to the client
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,31 @@ class _State:
     embedding_errors: list[tuple[ScriptedError, dict[str, str]]] = field(default_factory=list)
     script_failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    prompts: dict[str, list[list[tuple[str, str]]]] = field(default_factory=dict)  # model -> prompts seen
+
+    def cached_tokens(self, request: ScriptedRequest) -> int:
+        """Tokens of the longest prefix this prompt shares with an earlier one to the same
+        model (then remembers it): whole messages, then whole words of the first that differs."""
+        prompt = [(str(m.get("role")), _text_of(m.get("content"))) for m in request.messages]
+        with self.lock:
+            earlier = self.prompts.setdefault(request.model, [])
+            best = max((_shared_tokens(prompt, seen) for seen in earlier), default=0)
+            earlier.append(prompt)
+        return best
+
+
+def _shared_tokens(prompt: list[tuple[str, str]], seen: list[tuple[str, str]]) -> int:
+    shared = 0
+    for (role, text), (seen_role, seen_text) in zip(prompt, seen, strict=False):
+        if role != seen_role:
+            break
+        if text == seen_text:
+            shared += count_tokens(text)
+            continue
+        words, seen_words = text.split(), seen_text.split()
+        common = next((i for i, (a, b) in enumerate(zip(words, seen_words, strict=False)) if a != b), min(len(words), len(seen_words)))
+        return shared + common
+    return shared
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -202,6 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            raw=raw,
         )
         self._answer(request)
 
@@ -251,12 +290,14 @@ class _Handler(BaseHTTPRequestHandler):
             call.status = reply.status
             self._json(reply.status, {"error": {"message": reply.message, "type": "scripted_error", "code": reply.status}})
         else:
+            reply = reply if isinstance(reply, ScriptedReply) else ScriptedReply(reply)
             call.status = 200
-            call.reply = reply
+            call.reply = reply.text
+            call.usage = usage = _usage(request, reply, state.cached_tokens(request))
             if request.stream:
-                self._stream(request, reply)
+                self._stream(request, reply.text, usage)
             else:
-                self._json(200, _completion(request, reply))
+                self._json(200, _completion(request, reply.text, usage))
 
     def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
@@ -268,26 +309,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _stream(self, request: ScriptedRequest, reply: str) -> None:
+    def _stream(self, request: ScriptedRequest, reply: str, usage: dict[str, Any]) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
         self.send_header("connection", "close")
         self.end_headers()
         self.close_connection = True
-        for chunk in _chunks(request, reply):
+        for chunk in _chunks(request, reply, usage):
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 
 
-def _usage(request: ScriptedRequest, reply: str) -> dict[str, int]:
+def _usage(request: ScriptedRequest, reply: ScriptedReply, cached: int) -> dict[str, Any]:
+    """OpenAI's shape: cached tokens are part of the prompt, reasoning tokens of the completion."""
     prompt = sum(count_tokens(_text_of(m.get("content"))) for m in request.messages)
-    completion = count_tokens(reply)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    completion = count_tokens(reply.text) + reply.reasoning_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+    }
 
 
-def _completion(request: ScriptedRequest, reply: str) -> dict[str, Any]:
+def _completion(request: ScriptedRequest, reply: str, usage: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -296,11 +344,11 @@ def _completion(request: ScriptedRequest, reply: str) -> dict[str, Any]:
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
         ],
-        "usage": _usage(request, reply),
+        "usage": usage,
     }
 
 
-def _chunks(request: ScriptedRequest, reply: str) -> Iterator[dict[str, Any]]:
+def _chunks(request: ScriptedRequest, reply: str, usage: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """SSE chunks: role, content pieces, finish reason, then usage when asked for."""
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": request.model}
@@ -310,7 +358,7 @@ def _chunks(request: ScriptedRequest, reply: str) -> Iterator[dict[str, Any]]:
         yield {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     if request.include_usage:
-        yield {**base, "choices": [], "usage": _usage(request, reply)}
+        yield {**base, "choices": [], "usage": usage}
 
 
 class _Server(ThreadingHTTPServer):

@@ -4,14 +4,15 @@ and running a query through the embedded host."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.prompts import FORCED_FINAL_INSTRUCTION, LEAF_SYSTEM_PROMPT
-from tests.support.model_server import ScriptedRequest
+from shared.prompts import FORCED_FINAL_INSTRUCTION, LEAF_SYSTEM_PROMPT, ROOT_SYSTEM_PROMPT
+from tests.support.model_server import DATETIME_PREFIX, ScriptedRequest
 
 WORDS = "station river harbor ridge valley report wind snow tide fuel gauge survey supply road storm".split()
 QUESTION_LINE = re.compile(r"^Question: (.*)$", re.MULTILINE)
@@ -39,8 +40,15 @@ def repl(code: str) -> str:
 
 
 def question_of(request: ScriptedRequest) -> str:
-    match = QUESTION_LINE.search(request.prompt)
+    """The question of a loop's call: the first `Question:` line of its system message."""
+    match = QUESTION_LINE.search(request.system)
     return match.group(1) if match else ""
+
+
+def transcript_of(request: ScriptedRequest) -> str:
+    """What a loop's call told the model after the fixed system prompt: the question and the
+    earlier turns (the rest of the system message), then the instruction (the user message)."""
+    return f"{request.system.removeprefix(ROOT_SYSTEM_PROMPT)}\n\n{request.prompt}"
 
 
 def iteration_of(request: ScriptedRequest) -> int:
@@ -56,6 +64,20 @@ def is_forced(request: ScriptedRequest) -> bool:
     return FORCED_FINAL_INSTRUCTION in request.prompt
 
 
+def prefix_shares(bodies: Sequence[bytes]) -> list[float]:
+    """For each pair of consecutive request bodies (as the provider received them), the
+    common prefix over the length of the earlier one: what a prefix cache can reuse."""
+    return [len(os.path.commonprefix([a, b])) / len(a) for a, b in zip(bodies, bodies[1:], strict=False)]
+
+
+def without_timestamps(request: ScriptedRequest) -> list[dict[str, Any]]:
+    """The messages with the CLI's `<current_datetime>` stamps taken out of user messages."""
+    return [
+        m | {"content": DATETIME_PREFIX.sub("", m["content"])} if m.get("role") == "user" and isinstance(m.get("content"), str) else m
+        for m in request.messages
+    ]
+
+
 async def run_query(
     state_dir: Path,
     *,
@@ -65,6 +87,7 @@ async def run_query(
     options: dict[str, Any] | None = None,
     instance_id: str = "query-1",
     on_host: Callable[[Any, str], None] | None = None,
+    on_status: Callable[[Any], None] | None = None,
 ) -> tuple[Any, Any]:
     """Start a query in an EmbeddedHost over the real function app; return (status, host)."""
     from devhost import EmbeddedHost
@@ -82,7 +105,7 @@ async def run_query(
     try:
         async with EmbeddedHost(app, state_dir=state_dir) as host:
             await host.start_new(ORCHESTRATOR, input=task.model_dump(), instance_id=instance_id)
-            status = await host.wait_for_completion(instance_id)
+            status = await host.wait_for_completion(instance_id, on_status=on_status)
             if on_host is not None:
                 on_host(host, instance_id)
     finally:

@@ -5,9 +5,15 @@
 export interface TokenUsage {
   model_calls: number;
   prompt_tokens: number;
+  /** Part of the prompt tokens the provider served from its prompt cache. */
+  cached_tokens?: number;
   completion_tokens: number;
+  reasoning_tokens?: number;
+  /** In the price table's currency; absent or null when no call was priced. */
   cost?: number | null;
 }
+
+export type ForcedReason = "iterations" | "tokens" | "cost" | "deadline";
 
 export interface Source {
   title: string;
@@ -106,6 +112,8 @@ export interface QueryResult {
   answer: string;
   answer_key?: string | null;
   forced: boolean;
+  /** Which limit ran out when the answer was forced. */
+  forced_reason?: ForcedReason | null;
   failed: boolean;
   iterations: number;
   sources: Source[];
@@ -134,7 +142,11 @@ export interface Progress {
   sub_queries_running: number;
   sub_queries_done: number;
   tokens: number;
+  cached_tokens?: number;
   cost?: number | null;
+  max_tokens?: number | null;
+  max_cost?: number | null;
+  forced_reason?: ForcedReason | null;
   elapsed_seconds?: number;
   /** The first line of the code running now. */
   code?: string | null;
@@ -176,6 +188,9 @@ export interface QueryOptions {
   truncate_chars?: number;
   root_model?: string;
   sub_model?: string;
+  max_tokens?: number;
+  max_cost?: number;
+  deadline_seconds?: number;
 }
 
 export interface StoredCorpus {

@@ -1,13 +1,16 @@
 import type { QueryOptions } from "../types";
 
-type NumberOption = "max_iterations" | "max_depth" | "sub_max_iterations" | "truncate_chars";
+type NumberOption = "max_iterations" | "max_depth" | "sub_max_iterations" | "truncate_chars" | "max_tokens" | "max_cost" | "deadline_seconds";
 
 // The bounds the API enforces (QueryOptions in shared/models.py), so the form says them too.
-const NUMBERS: { key: NumberOption; label: string; min: number; max: number; hint: string }[] = [
-  { key: "max_iterations", label: "Iterations of the root query", min: 1, max: 50, hint: "code-and-run rounds before a forced answer" },
-  { key: "max_depth", label: "Recursion depth", min: 0, max: 4, hint: "how deep rlm_query may nest; at the bound a single model call answers" },
-  { key: "sub_max_iterations", label: "Iterations of each sub-query", min: 1, max: 30, hint: "" },
-  { key: "truncate_chars", label: "Output the model sees per cell (chars)", min: 200, max: 20000, hint: "the rest is cut, but kept in the trace" },
+const NUMBERS: { key: NumberOption; label: string; min: number; max: number; step: number; hint: string }[] = [
+  { key: "max_iterations", label: "Iterations of the root query", min: 1, max: 50, step: 1, hint: "code-and-run rounds before a forced answer" },
+  { key: "max_depth", label: "Recursion depth", min: 0, max: 4, step: 1, hint: "how deep rlm_query may nest; at the bound a single model call answers" },
+  { key: "sub_max_iterations", label: "Iterations of each sub-query", min: 1, max: 30, step: 1, hint: "" },
+  { key: "truncate_chars", label: "Output the model sees per cell (chars)", min: 200, max: 20000, step: 1, hint: "the rest is cut, but kept in the trace" },
+  { key: "max_tokens", label: "Token budget of the whole tree", min: 1000, max: 100_000_000, step: 1, hint: "when it runs out, the query answers with what it has" },
+  { key: "max_cost", label: "Cost budget of the whole tree", min: 0.0001, max: 10_000, step: 0.0001, hint: "in the price table's currency; needs a price table" },
+  { key: "deadline_seconds", label: "Deadline (seconds)", min: 1, max: 86_400, step: 1, hint: "wall-clock time for the whole tree" },
 ];
 
 export function OptionsFields({ value, onChange, idPrefix }: { value: QueryOptions; onChange: (o: QueryOptions) => void; idPrefix: string }) {
@@ -27,7 +30,7 @@ export function OptionsFields({ value, onChange, idPrefix }: { value: QueryOptio
     <details class="options">
       <summary>Options (leave empty for the server's defaults)</summary>
       <div class="option-grid">
-        {NUMBERS.map(({ key, label, min, max, hint }) => (
+        {NUMBERS.map(({ key, label, min, max, step, hint }) => (
           <label key={key} class="field">
             <span>{label}</span>
             <span class="hint" id={`${idPrefix}-${key}-hint`}>
@@ -39,8 +42,8 @@ export function OptionsFields({ value, onChange, idPrefix }: { value: QueryOptio
               name={key}
               min={min}
               max={max}
-              step={1}
-              inputMode="numeric"
+              step={step}
+              inputMode={step < 1 ? "decimal" : "numeric"}
               aria-describedby={`${idPrefix}-${key}-hint`}
               value={value[key] ?? ""}
               onInput={(e) => setNumber(key, (e.currentTarget as HTMLInputElement).value)}

@@ -8,7 +8,7 @@ import { paths } from "../paths";
 import { walk } from "../trace/order";
 import { buildTimeline } from "../trace/timeline";
 import { treeUsage } from "../trace/usage";
-import { isTerminal, type QueryStatus, type TraceNode } from "../types";
+import { type ForcedReason, isTerminal, type QueryStatus, type TraceNode } from "../types";
 import { Text } from "./Code";
 import { Sources } from "./Sources";
 import { StatusBadge } from "./StatusBadge";
@@ -41,6 +41,13 @@ function fingerprint({ status, trace }: Live): string {
   const results = nodes.filter((node) => node.result).length;
   return `${status.status}|${JSON.stringify(status.progress)}|${nodes.length}|${steps}|${results}`;
 }
+
+const FORCED: Record<ForcedReason, string> = {
+  iterations: "the iteration limit was reached",
+  tokens: "the token budget ran out",
+  cost: "the cost budget ran out",
+  deadline: "the deadline passed",
+};
 
 /** The latest instant recorded anywhere in the tree: where a stopped query's bars end. */
 function lastRecorded(root: TraceNode): number {
@@ -107,7 +114,8 @@ export function QueryRun({ id }: { id: string }) {
   const progress = status?.progress;
   const result = status?.result;
   const elapsed = result ? result.duration_seconds : trace ? Math.max(now - Date.parse(trace.meta.started_at), 0) / 1000 : null;
-  const cost = usage?.cost ?? progress?.cost ?? result?.cost ?? null;
+  // The result's cost covers the whole tree, so it wins once there is one.
+  const cost = result?.cost ?? usage?.cost ?? progress?.cost ?? null;
 
   return (
     <section class="run" aria-labelledby="run-title" data-status={status?.status ?? "Loading"}>
@@ -150,6 +158,7 @@ export function QueryRun({ id }: { id: string }) {
           <dt>Tokens in → out</dt>
           <dd>
             {count(usage?.promptTokens ?? 0)} → {count(usage?.completionTokens ?? 0)}
+            {(usage?.cachedTokens ?? 0) > 0 && <span class="facts"> ({count(usage?.cachedTokens)} cached)</span>}
           </dd>
         </div>
         <div>
@@ -171,7 +180,7 @@ export function QueryRun({ id }: { id: string }) {
 
       {result && (
         <section class="answer" aria-labelledby="answer-title">
-          <h3 id="answer-title">{result.forced ? "Best answer at the iteration limit" : "Answer"}</h3>
+          <h3 id="answer-title">{result.forced ? `Best answer when ${FORCED[result.forced_reason ?? "iterations"]}` : "Answer"}</h3>
           <Text text={result.answer} label="Answer" />
           {result.answer_key && <p class="facts">The answer is longer than shown here; all of it is stored as {result.answer_key}.</p>}
           <Sources sources={result.sources} corpusId={trace?.meta.corpus_id ?? null} answer={result.answer} />

@@ -1,4 +1,4 @@
-import { chars, clip, count, seconds } from "../format";
+import { chars, clip, count, money, seconds } from "../format";
 import { blockOutputs, codeBlocks } from "../trace/blocks";
 import { type Entry, type FanOutItem, orderedEntries } from "../trace/order";
 import { barKind, nodeAnchor, STEP_NAMES, stepAnchor } from "../trace/timeline";
@@ -9,7 +9,10 @@ const secondsBetween = (from: string, to: string) => (Date.parse(to) - Date.pars
 
 function tokens(step: StepRecord): string | null {
   const u = step.usage;
-  return u && u.model_calls ? `${count(u.prompt_tokens)} → ${count(u.completion_tokens)} tokens` : null;
+  if (!u || !u.model_calls) return null;
+  const cached = u.cached_tokens ? ` (${count(u.cached_tokens)} cached)` : "";
+  const cost = typeof u.cost === "number" ? `, ${money(u.cost)}` : "";
+  return `${count(u.prompt_tokens)} → ${count(u.completion_tokens)} tokens${cached}${cost}`;
 }
 
 function Facts({ items }: { items: (string | null | undefined | false)[] }) {
@@ -79,7 +82,7 @@ function outcome(node: TraceNode, stopped: boolean): { text: string; tone: strin
   const r = node.result;
   if (!r) return stopped ? { text: "stopped", tone: "bad" } : { text: "running", tone: "live" };
   if (r.failed) return { text: "failed", tone: "bad" };
-  if (r.forced) return { text: "forced answer", tone: "warn" };
+  if (r.forced) return { text: `forced answer (${r.forced_reason ?? "iterations"})`, tone: "warn" };
   return { text: "answered", tone: "good" };
 }
 
@@ -183,7 +186,14 @@ export function NodeCard({ node, badge, stopped }: { node: TraceNode; badge?: pr
       <summary>
         {badge} <span class={`state ${state.tone}`}>{state.text}</span> <span class="question">{clip(meta.question, 140)}</span>{" "}
         <Facts
-          items={[duration, `${calls} model call${calls === 1 ? "" : "s"}`, meta.depth > 0 && chars(meta.context_chars), meta.depth > 0 && modelOf(meta.model, meta.requested_model), `depth ${meta.depth}`]}
+          items={[
+            duration,
+            `${calls} model call${calls === 1 ? "" : "s"}`,
+            typeof result?.cost === "number" && money(result.cost),
+            meta.depth > 0 && chars(meta.context_chars),
+            meta.depth > 0 && modelOf(meta.model, meta.requested_model),
+            `depth ${meta.depth}`,
+          ]}
         />
       </summary>
       <div class="node-body">

@@ -7,6 +7,7 @@ import { walk } from "./order";
 export interface UsageTotals {
   modelCalls: number;
   promptTokens: number;
+  cachedTokens: number;
   completionTokens: number;
   /** Null when no step carries a cost (no price table configured). */
   cost: number | null;
@@ -18,7 +19,7 @@ export function stepCost(step: StepRecord): number | null {
 }
 
 export function treeUsage(root: TraceNode): UsageTotals {
-  const totals: UsageTotals = { modelCalls: 0, promptTokens: 0, completionTokens: 0, cost: null };
+  const totals: UsageTotals = { modelCalls: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0, cost: null };
   for (const node of walk(root)) {
     for (const step of node.steps) {
       add(totals, step.usage);
@@ -33,5 +34,6 @@ function add(totals: UsageTotals, usage: TokenUsage | null | undefined): void {
   if (!usage) return;
   totals.modelCalls += usage.model_calls;
   totals.promptTokens += usage.prompt_tokens;
+  totals.cachedTokens += usage.cached_tokens ?? 0;
   totals.completionTokens += usage.completion_tokens;
 }
