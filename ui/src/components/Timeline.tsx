@@ -28,6 +28,7 @@ function draw(timeline: TimelineData, width: number): Element {
   const narrow = width < 560;
   const extent = Math.max(timeline.extent, 0.05);
   const labels = new Map(timeline.rows.map((r) => [r.key, r.label]));
+  const kinds = BAR_KINDS.filter((k) => timeline.bars.some((b) => b.kind === k));
   return Plot.plot({
     width,
     height: timeline.rows.length * ROW_HEIGHT + 48,
@@ -36,7 +37,8 @@ function draw(timeline: TimelineData, width: number): Element {
     style: { fontSize: "12px" },
     x: { domain: [0, extent * 1.02], label: "seconds since the query started", grid: true },
     y: { domain: timeline.rows.map((r) => r.key), tickFormat: (k: string) => clip(labels.get(k) ?? k, narrow ? 9 : 22), label: null, tickSize: 0 },
-    color: { domain: [...BAR_KINDS], range: KIND_COLORS, legend: true },
+    // The legend names only the kinds of bar this tree has, each in its fixed colour.
+    color: { domain: kinds, range: kinds.map((k) => KIND_COLORS[BAR_KINDS.indexOf(k)]), legend: kinds.length > 0 },
     marks: [
       spanMark(timeline.spans.filter((s) => !s.running), extent, false),
       spanMark(timeline.spans.filter((s) => s.running), extent, true),

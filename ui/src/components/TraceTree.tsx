@@ -68,7 +68,7 @@ function CellOutput({ step }: { step: StepRecord }) {
         return (
           <div key={i} class="block-output">
             {many && <p class="block-label">Block {i + 1}</p>}
-            {text ? <Text text={text} label={label} /> : !out.error && <p class="facts">no output</p>}
+            {text ? <Text text={text} label={label} /> : !out.error && cell.status !== "suspended" && <p class="facts">no output</p>}
             {out.error && !out.stderr.includes(out.error) && <Text tone="error" text={out.error} label={`Error of ${many ? `block ${i + 1}` : "the cell"}`} />}
           </div>
         );
