@@ -6,11 +6,19 @@ STAMP := $(VENV)/.installed
 UI_SOURCES := $(shell find ui/src ui/index.html ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
 # Debian's Chromium for the browser tests: Playwright drives it and never downloads a browser.
 CHROMIUM := /usr/bin/chromium
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test bench bench-peers clean
+.PHONY: setup test bench bench-peers clean bubblewrap
 
-setup: $(STAMP) node_modules/.installed ui/dist/index.html $(CHROMIUM)
+setup: $(STAMP) node_modules/.installed bubblewrap ui/dist/index.html $(CHROMIUM)
+
+# The local sandbox runs generated code under bubblewrap: installed here as root with apt (CI), else asked for.
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else \
+	    echo "The local sandbox needs bubblewrap: install it (Debian/Ubuntu: sudo apt-get install bubblewrap)." >&2; exit 1; \
+	  fi; }
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +39,11 @@ ui/dist/index.html: ui/node_modules/.installed $(UI_SOURCES)
 	npm --prefix ui run build --silent
 
 $(CHROMIUM):
-	$(SUDO) apt-get update -qq
-	$(SUDO) apt-get install -y -qq chromium fonts-dejavu-core
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+	else \
+	  echo "The browser tests need Debian's chromium: install it (sudo apt-get install chromium)." >&2; exit 1; \
+	fi
 
 test: setup
 	npm --prefix ui test --silent

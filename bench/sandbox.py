@@ -1,4 +1,4 @@
-"""Local sandbox costs: per-cell overhead, a suspend/resume round trip, loading a 100 MB corpus.
+"""Local sandbox costs: session start, per-cell overhead, a suspend/resume round trip, loading a 100 MB corpus, closing.
 
 Run: `python -m bench.sandbox [--runs N] [--corpus-mb M]`.
 """
@@ -40,6 +40,18 @@ def proc_status_mb(pid: int, field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
+def runtime_pid(backend: LocalBackend, session_id: str) -> int:
+    """The host pid of the session's runtime (under bubblewrap, the sandbox's outer pid is bwrap's)."""
+    process = backend.process(session_id)
+    assert process is not None
+    members = process.cgroup.pids() if process.cgroup is not None else {process.pid}
+    for pid in sorted(members):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if not argv[0].endswith(b"bwrap") and any(a.endswith(b"child.py") for a in argv):
+            return pid
+    raise RuntimeError(f"no runtime process in session {session_id}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=300)
@@ -53,8 +65,13 @@ def main() -> None:
         try:
             small = store.put_corpus("## Doc\nhello\n")
             started = time.perf_counter()
+            executor.open("bench-first", small)
+            print(f"first session start (+ isolation probe): {(time.perf_counter() - started) * 1000:.1f} ms")
+            starts = timed(10, lambda i: executor.open(f"bench-start-{i}", small))
+            print(f"session start (process + tiny context): {percentiles(starts)}")
+            for i in range(10):
+                executor.close_tree(f"bench-start-{i}")
             executor.open("bench-small", small)
-            print(f"session start (process + tiny context): {(time.perf_counter() - started) * 1000:.1f} ms")
 
             raw = timed(args.runs, lambda i: backend.execute("bench-small", f"raw{i}", "x = 1", []))
             print(f"trivial cell, backend round trip:       {percentiles(raw)}")
@@ -76,14 +93,18 @@ def main() -> None:
             loaded = time.perf_counter() - started
             check = executor.execute("bench-big", "c1", "len(context)")
             assert check.stdout == f"{len(corpus)}\n", check
-            process = backend.process("bench-big")
-            assert process is not None
             print(f"load {len(corpus) / 1e6:.0f} MB corpus into a session:     {loaded * 1000:.0f} ms")
-            small_process = backend.process("bench-small")
-            assert small_process is not None
-            print(f"sandbox peak RSS with that corpus:      {proc_status_mb(process.pid, 'VmHWM'):.0f} MB"
-                  f" (anonymous now: {proc_status_mb(process.pid, 'RssAnon'):.0f} MB; the rest is page cache)")
-            print(f"sandbox peak RSS, tiny corpus:          {proc_status_mb(small_process.pid, 'VmHWM'):.0f} MB")
+            big_pid, small_pid = runtime_pid(backend, "bench-big"), runtime_pid(backend, "bench-small")
+            print(f"sandbox peak RSS with that corpus:      {proc_status_mb(big_pid, 'VmHWM'):.0f} MB"
+                  f" (anonymous now: {proc_status_mb(big_pid, 'RssAnon'):.0f} MB; the rest is page cache)")
+            print(f"sandbox peak RSS, tiny corpus:          {proc_status_mb(small_pid, 'VmHWM'):.0f} MB")
+            big_process = backend.process("bench-big")
+            if big_process is not None and big_process.cgroup is not None:
+                print(f"session cgroup peak, that corpus:       {big_process.cgroup.memory_peak_bytes() / 2**20:.0f} MB"
+                      " (every process of the session: bwrap, its init, the runtime)")
+            started = time.perf_counter()
+            executor.close_tree("bench-big")
+            print(f"close a session (kill, cgroup, files):  {(time.perf_counter() - started) * 1000:.1f} ms")
         finally:
             backend.close()
 

@@ -1,6 +1,6 @@
 """The loop's steps (shared.steps) as Durable activities. `async def` steps run on the
-worker's event loop, where the process-wide Copilot client lives; the others run in
-the worker's thread pool."""
+worker's event loop, where the process-wide Copilot client lives and where sandbox steps
+wait for a slot without holding a thread; the others run in the worker's thread pool."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="payload")
-def open_session(payload: dict[str, Any]) -> dict[str, Any]:
-    return steps.open_session(payload, parts())
+async def open_session(payload: dict[str, Any]) -> dict[str, Any]:
+    return await steps.open_session(payload, parts())
 
 
 @bp.activity_trigger(input_name="payload")
@@ -25,13 +25,13 @@ async def generate_step(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
-    return steps.execute_cell(payload, parts())
+async def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
+    return await steps.execute_cell(payload, parts())
 
 
 @bp.activity_trigger(input_name="payload")
-def resume_cell(payload: dict[str, Any]) -> dict[str, Any]:
-    return steps.resume_cell(payload, parts())
+async def resume_cell(payload: dict[str, Any]) -> dict[str, Any]:
+    return await steps.resume_cell(payload, parts())
 
 
 @bp.activity_trigger(input_name="payload")

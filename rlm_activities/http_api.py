@@ -4,6 +4,7 @@ cancel one; store, list and read corpora. Bad input gets a 4xx with a JSON body.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import azure.durable_functions as df
@@ -190,9 +191,11 @@ async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
         instance_id = path_id(req, "instance_id", INSTANCE_ID, "query id")
     except ApiError as exc:
         return exc.response()
-    status = await client.get_status(instance_id)
+    status = await client.get_status(instance_id, show_input=True)
     if status is None or status.runtime_status is None or status.name != ORCHESTRATOR:
         return error_response(404, f"no query with id {instance_id}")
+    if _is_sub_query(status.input_):
+        return error_response(409, f"{instance_id} is a sub-query: only a root query can be cancelled")
     if status.runtime_status.value not in ("Running", "Pending"):
         return error_response(409, f"query {instance_id} is {status.runtime_status.value}, not running")
     await client.terminate(instance_id, "cancelled by the user")
@@ -201,7 +204,18 @@ async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
     metas = await asyncio.to_thread(services.traces().metas, instance_id)
     children = [m.instance_id for m in metas if m.instance_id != instance_id]
     await asyncio.gather(*(client.terminate(child, f"query {instance_id} was cancelled") for child in children))
+    await asyncio.to_thread(services.parts().executor.close_tree, instance_id)
     return json_response(CancelAccepted(instance_id=instance_id, sub_queries=len(children)), status=202)
+
+
+def _is_sub_query(orchestration_input: object) -> bool:
+    """An RLM orchestration's input names its parent (a JSON text in the devhost, a value in Azure)."""
+    if isinstance(orchestration_input, str):
+        try:
+            orchestration_input = json.loads(orchestration_input)
+        except ValueError:
+            return False
+    return isinstance(orchestration_input, dict) and orchestration_input.get("parent_id") is not None
 
 
 @bp.route(route="corpora", methods=["POST"])

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     cell_memory_mb: int = Field(4096, ge=256, alias="RLM_CELL_MEMORY_MB")
     cell_output_max_chars: int = Field(1_000_000, ge=1000, alias="RLM_CELL_OUTPUT_MAX_CHARS")
 
+    # Sandbox sessions: per session, and how many live at once in this worker process.
+    sandbox_max_processes: int = Field(256, ge=8, le=65536, alias="RLM_SANDBOX_MAX_PROCESSES")
+    sandbox_max_file_mb: int = Field(1024, ge=1, alias="RLM_SANDBOX_MAX_FILE_MB")
+    max_live_sandboxes: int = Field(32, ge=1, le=4096, alias="RLM_MAX_LIVE_SANDBOXES")
+    # A sandbox idle this long gives up its process and slot; it is rebuilt by replay if used again.
+    sandbox_idle_seconds: float = Field(600.0, gt=0, alias="RLM_SANDBOX_IDLE_SECONDS")
+    # Run the local sandbox without bubblewrap or cgroups where the host lacks them (logged loudly).
+    sandbox_weak_isolation: bool = Field(False, alias="RLM_SANDBOX_WEAK_ISOLATION")
+
     # ACA Dynamic Sessions; unset means the local sandbox.
     session_pool_endpoint: str | None = Field(None, alias="SESSION_POOL_ENDPOINT")
     session_pool_api_version: str = Field("2025-10-02-preview", alias="SESSION_POOL_API_VERSION")
@@ -119,6 +128,15 @@ class Settings(BaseSettings):
         unpriced = sorted({self.root_model, self.sub_model, *self.allowed_models} - self.prices.keys())
         if self.max_cost is not None and unpriced:
             raise ValueError(f"RLM_MAX_COST is set but RLM_PRICES has no price for {', '.join(unpriced)}")
+        return self
+
+    @model_validator(mode="after")
+    def _room_for_the_deepest_tree(self) -> Settings:
+        if self.max_live_sandboxes <= self.max_depth:
+            raise ValueError(
+                f"RLM_MAX_LIVE_SANDBOXES ({self.max_live_sandboxes}) must exceed RLM_MAX_DEPTH ({self.max_depth}): "
+                "a query holds one sandbox per level of its recursion"
+            )
         return self
 
     @property

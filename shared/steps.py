@@ -83,13 +83,23 @@ class Parts:
         return spans.model_call(self.settings.model_provider, model, self.settings.model_base_url)
 
 
+async def reserve_sandbox(p: StepInput, parts: Parts) -> None:
+    """Wait (holding no thread) for the instance's sandbox slot, before any step that may start its sandbox."""
+    await parts.executor.reserve(p.instance_id, p.task.root_id, p.task.max_depth - p.task.depth)
+
+
 @traced("open")
-def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+async def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Start (or find) the sandbox session of an instance with its corpus loaded."""
     p = StepInput.model_validate(payload)
     spans.query_started(p.task)
+    await reserve_sandbox(p, parts)
+    return await asyncio.to_thread(_open_session, p, parts)
+
+
+def _open_session(p: StepInput, parts: Parts) -> dict[str, Any]:
     index = load_index(parts.store, p.task.corpus_id)
-    parts.executor.open(p.instance_id, p.task.corpus_id)
+    parts.executor.open(p.instance_id, p.task.corpus_id, tree_id=p.task.root_id, height=p.task.max_depth - p.task.depth)
     parts.traces.write_meta(
         p.task.root_id,
         InstanceMeta(
@@ -159,9 +169,14 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
 
 
 @traced("execute")
-def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+async def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Run the blocks of a generate step, in order, as one cell; it may suspend on sub-queries."""
     p = ExecuteInput.model_validate(payload)
+    await reserve_sandbox(p, parts)
+    return await asyncio.to_thread(_execute_cell, p, parts)
+
+
+def _execute_cell(p: ExecuteInput, parts: Parts) -> dict[str, Any]:
     started = utcnow()
     blocks = parts.traces.read_step(p.task.root_id, p.instance_id, p.code_step).blocks
     if not blocks:
@@ -174,9 +189,14 @@ def execute_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
 
 
 @traced("resume")
-def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
+async def resume_cell(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Hand a suspended cell the answers to its pending requests."""
     p = ResumeInput.model_validate(payload)
+    await reserve_sandbox(p, parts)
+    return await asyncio.to_thread(_resume_cell, p, parts)
+
+
+def _resume_cell(p: ResumeInput, parts: Parts) -> dict[str, Any]:
     started = utcnow()
     answers = {request_id: ref.resolve(parts.store) for request_id, ref in p.answers.items()}
     with spans.cell_run(p.cell_id, "resume") as run:
@@ -233,7 +253,8 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
 
 @traced("finish")
 def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
-    """Write the result beside the trace and end the sandbox session."""
+    """Write the result beside the trace and end the sandbox session; a root ends its whole
+    tree (every sub-query has finished by then, so no late retry needs a journal)."""
     p = FinishInput.model_validate(payload)
     answer = p.answer.resolve(parts.store)
     index = load_index(parts.store, p.task.corpus_id).sections
@@ -259,7 +280,10 @@ def finish_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         error=p.error,
     )
     parts.traces.write_result(p.task.root_id, result)
-    parts.executor.close(p.instance_id)
+    if p.task.depth == 0:
+        parts.executor.close_tree(p.instance_id)
+    else:
+        parts.executor.close(p.instance_id)
     spans.query_finished(p, result)
     log.info(
         "finish instance=%s outcome=%s iterations=%d sub_queries=%d seconds=%.1f forced_reason=%s cost=%s",

@@ -243,6 +243,9 @@ class ACABackend:
     def stop(self, session_id: str) -> None:
         self.delete_session(session_id)
 
+    def park(self, session_id: str) -> None:
+        """Nothing to free here: the pool's cooldown ends idle sessions, and another worker may be using this one."""
+
     def close(self) -> None:
         self._client.close()
 

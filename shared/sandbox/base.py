@@ -14,15 +14,22 @@ CHILD_PATH = Path(__file__).with_name("child.py")
 
 @dataclass(frozen=True)
 class CellLimits:
-    """Per-cell limits (RLM_CELL_*): wall time per execute/resume, address space, output per stream."""
+    """Sandbox limits: wall time per execute/resume and output per stream (RLM_CELL_*), memory
+    for the session as a whole and for each of its processes, and per session a process
+    count and a file size (RLM_SANDBOX_*)."""
 
     timeout_seconds: float = 120.0
     memory_mb: int = 4096
     output_max_chars: int = 1_000_000
+    max_processes: int = 256
+    max_file_mb: int = 1024
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CellLimits:
-        return cls(settings.cell_timeout_seconds, settings.cell_memory_mb, settings.cell_output_max_chars)
+        return cls(
+            settings.cell_timeout_seconds, settings.cell_memory_mb, settings.cell_output_max_chars,
+            settings.sandbox_max_processes, settings.sandbox_max_file_mb,
+        )  # fmt: skip
 
     @property
     def grace_seconds(self) -> float:
@@ -70,6 +77,9 @@ class SandboxBackend(Protocol):
 
     def stop(self, session_id: str) -> None:
         """End the interpreter; stopping an unknown session is not an error."""
+
+    def park(self, session_id: str) -> None:
+        """Free what an idle session holds on this host; the executor rebuilds it by replay if it is used again."""
 
 
 def timeout_result(cell_id: str, message: str) -> dict[str, Any]:

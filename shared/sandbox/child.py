@@ -55,10 +55,9 @@ CLONE_NEWNET = 0x40000000
 
 
 def isolate_network() -> bool:
-    """Move into a private user + network namespace: generated code then has no network at
-    all, not even loopback, so it cannot send the corpus anywhere (ACA pools get the same
-    with egress disabled). Needs unprivileged user namespaces; where the kernel refuses,
-    the sandbox runs without them and says so in its init reply."""
+    """The weak mode's best effort, without bubblewrap: a private user + network namespace, so
+    generated code has no network at all, not even loopback. Needs unprivileged user
+    namespaces; where the kernel refuses, the init reply says so."""
     uid, gid = os.getuid(), os.getgid()
     if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         return False
@@ -68,23 +67,38 @@ def isolate_network() -> bool:
     return True
 
 
-def harden(parent_pid: int, memory_mb: int, cpu_seconds: int) -> None:
-    """Die with the parent and cap address space and CPU, from inside the child (no preexec_fn in a threaded parent)."""
+def harden(parent_pid: int | None, memory_mb: int, cpu_seconds: int, file_mb: int) -> None:
+    """Die with the parent; cap address space, CPU and file size, from inside the child (no
+    preexec_fn in a threaded parent). The session-wide memory and process caps are the
+    host's cgroup; these hold per process."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if os.getppid() != parent_pid:
+    if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(70)
-    if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if cpu_seconds > 0:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    limits = ((resource.RLIMIT_AS, memory_mb << 20), (resource.RLIMIT_CPU, cpu_seconds), (resource.RLIMIT_FSIZE, file_mb << 20))
+    for kind, value in limits:
+        if value > 0:
+            resource.setrlimit(kind, (value, value + 5 if kind == resource.RLIMIT_CPU else value))
 
 
-def serve(cmd_fd: int, res_fd: int, network_isolated: bool) -> None:
-    """Command loop: one JSON object per line in on `cmd_fd`, one per line out on `res_fd`."""
+def run_cell(repl: Repl, msg: dict[str, Any]) -> dict[str, Any]:
+    """An execute or resume. If the session cannot even start it (no thread can start: the
+    process limit is spent), the reply says the session is lost, so the host runs the cell
+    again in a fresh sandbox."""
+    try:
+        if msg["op"] == "execute":
+            return repl.execute(msg["cell_id"], msg["code"], msg.get("answers"), msg.get("timeout", 120.0))
+        return repl.resume(msg["cell_id"], msg.get("answers", {}), msg.get("timeout", 120.0))
+    except (RuntimeError, OSError, MemoryError) as exc:
+        return {"lost": f"the sandbox could not start this cell ({describe_exception(exc)})"}
+
+
+def serve(cmd_fd: int, res_fd: int, network_isolated: bool | None) -> None:
+    """Command loop: one JSON object per line in on `cmd_fd`, one per line out on `res_fd`.
+
+    `network_isolated` is None when the host isolated this process (bubblewrap)."""
     repl: Repl | None = None
     kernel: Kernel | None = None
     with os.fdopen(cmd_fd, "rb") as commands:
@@ -97,10 +111,8 @@ def serve(cmd_fd: int, res_fd: int, network_isolated: bool) -> None:
                     reply: dict[str, Any] = {
                         "ok": True, "context_chars": len(repl.globals["context"]), "network_isolated": network_isolated,
                     }  # fmt: skip
-                elif op == "execute" and repl is not None:
-                    reply = repl.execute(msg["cell_id"], msg["code"], msg.get("answers"), msg.get("timeout", 120.0))
-                elif op == "resume" and repl is not None:
-                    reply = repl.resume(msg["cell_id"], msg.get("answers", {}), msg.get("timeout", 120.0))
+                elif op in ("execute", "resume") and repl is not None:
+                    reply = run_cell(repl, msg)
                 elif op == "run":
                     kernel = kernel or Kernel(msg.get("output_max_chars", 1_000_000))
                     reply = kernel.run(msg["code"])
@@ -116,10 +128,11 @@ def serve(cmd_fd: int, res_fd: int, network_isolated: bool) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Flags: --cmd-fd, --res-fd, --parent-pid, --memory-mb, --cpu-seconds."""
+    """Flags: --cmd-fd, --res-fd, --memory-mb, --cpu-seconds, --file-mb; the weak mode adds --parent-pid and --unshare-net."""
     opts = dict(zip(argv[0::2], argv[1::2], strict=True))
-    harden(int(opts["--parent-pid"]), int(opts.get("--memory-mb", "0")), int(opts.get("--cpu-seconds", "0")))
-    serve(int(opts["--cmd-fd"]), int(opts["--res-fd"]), isolate_network())
+    parent = int(opts["--parent-pid"]) if "--parent-pid" in opts else None
+    harden(parent, int(opts.get("--memory-mb", "0")), int(opts.get("--cpu-seconds", "0")), int(opts.get("--file-mb", "0")))
+    serve(int(opts["--cmd-fd"]), int(opts["--res-fd"]), isolate_network() if opts.get("--unshare-net") == "1" else None)
 
 
 if __name__ == "__main__":
