@@ -4,12 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UI_SOURCES := $(shell find ui/src ui/index.html ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
-# Debian's Chromium for the browser tests: Playwright drives it and never downloads a browser.
+# Debian's Chromium for the browser tests (only `make test` needs it): Playwright drives it and never
+# downloads a browser.
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: setup test bench bench-peers clean bubblewrap
 
-setup: $(STAMP) node_modules/.installed bubblewrap ui/dist/index.html $(CHROMIUM)
+setup: $(STAMP) node_modules/.installed bubblewrap ui/dist/index.html
 
 # The local sandbox runs generated code under bubblewrap: installed here as root with apt (CI), else asked for.
 bubblewrap:
@@ -45,7 +46,7 @@ $(CHROMIUM):
 	  echo "The browser tests need Debian's chromium: install it (sudo apt-get install chromium)." >&2; exit 1; \
 	fi
 
-test: setup
+test: setup $(CHROMIUM)
 	npm --prefix ui test --silent
 	$(PY) -m pytest
 
