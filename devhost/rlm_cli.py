@@ -321,17 +321,13 @@ def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
 async def trace(args: argparse.Namespace, console: Console) -> int:
     from devhost.trace_view import print_trace
     from rlm_activities import services
-    from rlm_activities.trace_html import render_trace_html
     from shared.trace import trace_tree
 
     load_settings()
     tree = trace_tree(services.traces(), args.instance_id)
     if tree is None:
         raise UsageError(f"no trace for query {args.instance_id} in {args.state_dir}")
-    if args.html:
-        args.html.write_text(render_trace_html(tree), encoding="utf-8")
-        console.print(f"wrote {args.html}")
-    elif args.json:
+    if args.json:
         print(tree.model_dump_json(indent=2))
     else:
         print_trace(console, tree)

@@ -38,7 +38,7 @@ from rlm_activities.http_io import (
 )
 from rlm_activities.orchestrator import ORCHESTRATOR
 from rlm_activities.starts import key_id, start_admitted
-from rlm_activities.trace_html import render_trace_html
+from rlm_activities.web_ui import trace_page
 from shared.catalog import Outcome, body_digest, listing_text
 from shared.corpus import CorpusError, render_documents, save_corpus, section_text
 from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict, exactly_one_of
@@ -143,7 +143,7 @@ async def get_query(req: func.HttpRequest, client: df.DurableOrchestrationClient
 
 @bp.route(route="queries/{instance_id}/trace", methods=["GET"])
 async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
-    """The recursion tree with every step, as JSON or (`?format=html`) a readable page."""
+    """The recursion tree with every step as JSON; `?format=html` is the web UI's trace view."""
     try:
         instance_id = path_id(req, "instance_id", INSTANCE_ID, "query id")
         view = req.params.get("format", "json")
@@ -151,11 +151,11 @@ async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
             raise ApiError("format must be json or html", [{"field": "format", "problem": "one of json, html"}])
     except ApiError as exc:
         return exc.response()
+    if view == "html":
+        return func.HttpResponse(status_code=302, headers={"Location": trace_page(instance_id, req.params.get("code"))})
     tree = await asyncio.to_thread(trace_tree, services.traces(), instance_id)
     if tree is None:
         return error_response(404, f"no trace for query {instance_id}")
-    if view == "html":
-        return func.HttpResponse(render_trace_html(tree), mimetype="text/html")
     return func.HttpResponse(tree.model_dump_json(), mimetype="application/json")
 
 

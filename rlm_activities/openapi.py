@@ -105,6 +105,7 @@ TEXT = Schema(type="string")
 BAD = Reply("the request is invalid: a field, an id or a parameter (details say which)")
 TOO_LARGE = Reply("the body is larger than the service reads")
 RETRY_AFTER = f"seconds to wait before retrying ({RETRY_AFTER_SECONDS})"
+UI_FILES: dict[str, Body] = {kind: TEXT for kind in ("text/javascript", "text/css", "image/svg+xml", "application/json")}
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -146,7 +147,8 @@ ROUTES: tuple[Route, ...] = (
         "get_trace",
         "A query's recursion tree with every step",
         {
-            200: Reply("the tree; ?format=html for a readable page", TraceNode, alternatives={"text/html": TEXT}),
+            200: Reply("the tree (text/html: the web UI's trace view, after the redirect)", TraceNode, alternatives={"text/html": TEXT}),
+            302: Reply("?format=html: the web UI's trace view", None, headers={"Location": "/api/ui/trace/{instance_id}"}),
             400: BAD,
             404: Reply("no trace for that query"),
         },
@@ -274,6 +276,19 @@ ROUTES: tuple[Route, ...] = (
             409: Reply("the comparison is not running"),
         },
         parameters=(COMPARISON,),
+    ),
+    Route(
+        "get",
+        "/api/ui/{path}",
+        "web_ui",
+        "The web UI: its files, and its page for any of its own routes",
+        {
+            200: Reply("a file of the built UI; its page for a path without an extension", TEXT, media="text/html", alternatives=UI_FILES),
+            304: Reply("unchanged since the ETag the browser sent", None),
+            404: Reply("no such file in the UI"),
+            503: Reply("the UI is not built"),
+        },
+        parameters=(_path("path", ".*", "a file of the UI, or one of its routes (trace/{id}, benchmarks, ...)"),),
     ),
     Route(
         "get",

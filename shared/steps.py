@@ -238,6 +238,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         prompt=prompt,
         reply=text,
         usage=usage,
+        request_id=p.request_id,
         error=error,
     )
     await asyncio.to_thread(parts.traces.write_step, p.task.root_id, record)

@@ -73,6 +73,9 @@ class StepRecord(BaseModel):
     cell: CellResult | None = None
     answers: dict[str, str] = Field(default_factory=dict)
     children: dict[str, str] = Field(default_factory=dict)
+    # A leaf step answers one pending request of its parent's cell: which one, so a
+    # reader of the trace can tell the siblings of a fan-out apart.
+    request_id: str | None = None
     retrieval: RetrievalDetail | None = None
     error: str | None = None
 
