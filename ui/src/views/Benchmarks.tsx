@@ -16,7 +16,7 @@ import {
 import { PlotFigure } from "../components/PlotFigure";
 import { Problems } from "../components/Problems";
 import { StatusBadge } from "../components/StatusBadge";
-import { clip, count, money, percent, seconds, when } from "../format";
+import { clip, count, counted, money, percent, seconds, when } from "../format";
 import { usePageTitle } from "../hooks/usePageTitle";
 import { usePolling } from "../hooks/usePolling";
 import { paths } from "../paths";
@@ -82,12 +82,15 @@ function tradeoffChart(points: StrategyPoint[], spendLabel: string, width: numbe
 }
 
 function SummaryFacts({ summary }: { summary: BatchSummary }) {
+  const strategies = Object.keys(summary.strategies ?? {}).length;
   return (
     <dl class="meters">
       <div>
-        <dt>Questions</dt>
+        <dt>{strategies > 1 ? "Answers" : "Questions"}</dt>
         <dd>
-          {count(summary.count)} ({count(summary.answered)} answered, {count(summary.failed)} failed)
+          {count(summary.count)}{" "}
+          {strategies > 1 ? `(${counted(summary.count / strategies, "question")} × ${strategies} strategies; ` : "("}
+          {count(summary.answered)} answered, {count(summary.failed)} failed)
         </dd>
       </div>
       <div>
