@@ -29,7 +29,6 @@ from rlm_activities.http_io import (
     listed_state,
     parse_body,
     path_id,
-    unpriced_error,
 )
 from rlm_activities.starts import ENDED, key_id, start_admitted
 from shared.catalog import Outcome, body_digest, listing_text
@@ -38,13 +37,10 @@ from shared.compare import (
     COMPARE_ORCHESTRATOR,
     CompareRequest,
     CompareResult,
-    CompareTask,
     compare_task,
     strategy_instance_id,
 )
-from shared.corpus import CorpusError
 from shared.retrieval.models import STRATEGIES, Strategy
-from shared.starting import UnpricedModels
 from shared.telemetry.context import start_trace
 
 bp = df.Blueprint()
@@ -100,18 +96,11 @@ async def _start_compare(req: func.HttpRequest, client: df.DurableOrchestrationC
     compare_id = key_id(key) if key else uuid.uuid4().hex
     trace = start_trace(req.headers)  # the caller's trace, when it sent a traceparent
 
-    async def prepare() -> CompareTask:
-        try:
-            return await asyncio.to_thread(compare_task, request, compare_id, services.settings(), services.store(), trace)
-        except CorpusError as exc:
-            raise NotFound(str(exc)) from None
-        except UnpricedModels as exc:
-            raise unpriced_error(exc) from None
-
     fields = {"question": listing_text(request.question), "strategies": request.strategies}
     outcome = await start_admitted(
         client, "comparisons", compare_id, keyed=key is not None, digest=body_digest(request), fields=fields,
-        orchestrator=COMPARE_ORCHESTRATOR, prepare=prepare,
+        orchestrator=COMPARE_ORCHESTRATOR,
+        build=lambda: compare_task(request, compare_id, services.settings(), services.store(), trace),
     )  # fmt: skip
     status_url = _status_url(req, compare_id)
     if outcome is Outcome.CONFLICT:

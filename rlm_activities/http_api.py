@@ -25,7 +25,6 @@ from rlm_activities.api_models import (
 from rlm_activities.cancel import cancel_tree
 from rlm_activities.http_io import (
     ApiError,
-    NotFound,
     error_response,
     idempotency_key,
     instance_summary,
@@ -34,7 +33,6 @@ from rlm_activities.http_io import (
     listed_state,
     parse_body,
     path_id,
-    unpriced_error,
 )
 from rlm_activities.orchestrator import ORCHESTRATOR
 from rlm_activities.starts import key_id, start_admitted
@@ -42,8 +40,8 @@ from rlm_activities.web_ui import trace_page
 from shared.catalog import Outcome, body_digest, listing_text
 from shared.corpus import CorpusError, render_documents, save_corpus, section_text
 from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict, exactly_one_of
-from shared.starting import UnpricedModels, register_corpus, root_task
-from shared.step_models import INSTANCE_ID, RlmTask
+from shared.starting import register_corpus, root_task
+from shared.step_models import INSTANCE_ID
 from shared.telemetry.context import start_trace
 from shared.trace import trace_tree
 
@@ -81,17 +79,10 @@ async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
     instance_id = key_id(key) if key else uuid.uuid4().hex
     trace = start_trace(req.headers)  # the caller's trace, when it sent a traceparent
 
-    async def prepare() -> RlmTask:
-        try:
-            return await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store(), trace)
-        except CorpusError as exc:
-            raise NotFound(str(exc)) from None
-        except UnpricedModels as exc:
-            raise unpriced_error(exc) from None
-
     outcome = await start_admitted(
         client, "queries", instance_id, keyed=key is not None, digest=body_digest(request),
-        fields={"question": listing_text(request.question)}, orchestrator=ORCHESTRATOR, prepare=prepare,
+        fields={"question": listing_text(request.question)}, orchestrator=ORCHESTRATOR,
+        build=lambda: root_task(request, instance_id, services.settings(), services.store(), trace),
     )  # fmt: skip
     if outcome is Outcome.CONFLICT:
         return _key_conflict(req, client, instance_id)

@@ -18,9 +18,11 @@ import azure.durable_functions as df
 from pydantic import BaseModel
 
 from rlm_activities import services
-from rlm_activities.http_io import busy_error
+from rlm_activities.http_io import NotFound, busy_error, unpriced_error
 from shared.admission import Holder, Slot, Slots, Ticket
 from shared.catalog import START_GRACE, Catalog, Kind, Outcome
+from shared.corpus import CorpusError
+from shared.starting import UnpricedModels
 
 ENDED = ("Completed", "Failed", "Terminated", "Canceled")
 
@@ -78,13 +80,14 @@ async def start_admitted(
     digest: str,
     fields: dict,
     orchestrator: str,
-    prepare: Callable[[], Awaitable[BaseModel]],
+    build: Callable[[], BaseModel],
 ) -> Outcome:
     """An HTTP start of a root (a query, a comparison): once per id, holding a running-query slot.
 
     A `keyed` id (from an Idempotency-Key) that started before with the same body is SAME
-    before anything is prepared; with another body, CONFLICT. `prepare` builds the input
-    (and raises the caller's errors); with every slot held by a live query, a 429 ApiError.
+    before anything is built; with another body, CONFLICT. `build` makes the input off the
+    event loop (it stores the corpus): an unknown corpus id is a 404 ApiError, a cost budget
+    over unpriced models a 400; with every slot held by a live query, a 429.
     """
     catalog = Catalog(services.store())
     if keyed and (earlier := await asyncio.to_thread(catalog.get, kind, instance_id)) is not None:
@@ -92,7 +95,12 @@ async def start_admitted(
             return Outcome.CONFLICT
         if await exists(client, instance_id):
             return Outcome.SAME
-    task = await prepare()
+    try:
+        task = await asyncio.to_thread(build)
+    except CorpusError as exc:
+        raise NotFound(str(exc)) from None
+    except UnpricedModels as exc:
+        raise unpriced_error(exc) from None
     slots = Slots(services.store(), services.settings().max_running_queries)
     ticket = await admit(client, slots, instance_id)
     if ticket is None:
