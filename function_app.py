@@ -15,6 +15,7 @@ from rlm_activities.judge import bp as judge
 from rlm_activities.openapi import bp as openapi
 from rlm_activities.orchestrator import bp as orchestrator
 from rlm_activities.retrieval import bp as retrieval
+from rlm_activities.web_ui import bp as web_ui
 from shared.telemetry.setup import configure as configure_telemetry
 
 configure_telemetry()
@@ -31,3 +32,4 @@ app.register_functions(compare)
 app.register_functions(compare_http)
 app.register_functions(judge)
 app.register_functions(openapi)
+app.register_functions(web_ui)

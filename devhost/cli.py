@@ -53,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     trace = commands.add_parser("trace", help="show a query's recursion tree with every step")
     trace.add_argument("instance_id", help="the query's instance id (printed by ask)")
     trace.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    trace.add_argument("--html", type=Path, help="write a readable HTML page of the trace to this file")
     trace.add_argument("--json", action="store_true", help="print the whole trace tree as JSON")
 
     from devhost.compare_cli import add_compare_parser

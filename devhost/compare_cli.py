@@ -63,9 +63,12 @@ def _request(args: argparse.Namespace, store: BlobStore) -> CompareRequest:
 
 
 async def compare(args: argparse.Namespace, console: Console) -> int:
+    import asyncio
+
     from devhost.errors import UsageError
-    from devhost.rlm_cli import configured_settings, run_to_end
+    from devhost.rlm_cli import another_body, configured_settings, refuse_another_body, run_to_end, start_claimed
     from rlm_activities import services
+    from shared.catalog import listing_text
     from shared.compare import COMPARE_ID, COMPARE_ORCHESTRATOR, CompareResult, compare_task
 
     settings = configured_settings()
@@ -81,11 +84,25 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
             states = ", ".join(f"{k} {v}" for k, v in status.custom_status.get("strategies", {}).items())
             stderr.print(f"[dim]{status.custom_status.get('phase')}: {states}[/dim]", end="\r")
 
-    output = await run_to_end(
-        args, console, orchestrator=COMPARE_ORCHESTRATOR, instance_id=compare_id, label=f"comparison {compare_id}",
-        new_input=lambda: compare_task(_request(args, services.store()), compare_id, settings, services.store()).model_dump(),
-        on_status=show,
-    )  # fmt: skip
+    label = f"comparison {compare_id}"
+    refusal = another_body(label, "--compare-id")
+    given = None
+    if args.corpus is not None and args.question:
+        given = await asyncio.to_thread(_request, args, services.store())
+        refuse_another_body("comparisons", compare_id, given, refusal)
+
+    async def start(client: Any) -> None:
+        request = given or _request(args, services.store())
+
+        async def start_new() -> None:
+            task = await asyncio.to_thread(compare_task, request, compare_id, settings, services.store())
+            await client.start_new(COMPARE_ORCHESTRATOR, compare_id, task.model_dump())
+
+        fields = {"question": listing_text(request.question), "strategies": request.strategies}
+        await start_claimed(client, "comparisons", compare_id, compare_id, request=request, fields=fields, refusal=refusal,
+                            start=start_new)  # fmt: skip
+
+    output = await run_to_end(args, console, instance_id=compare_id, label=label, start=start, on_status=show)
     if output is None:
         return 1
     result = CompareResult.model_validate(output)
@@ -94,6 +111,12 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
     else:
         print_compare(console, result, compare_id)
     return 0
+
+
+def _cost(cost: float | None) -> str:
+    from devhost.progress import format_cost
+
+    return "-" if cost is None else format_cost(cost)
 
 
 def _score(value: Any) -> str:
@@ -106,7 +129,7 @@ def _score(value: Any) -> str:
 
 def print_compare(console: Console, result: CompareResult, compare_id: str) -> None:
     table = Table(title=f"{result.question}", caption=f"comparison {compare_id}", show_lines=True)
-    for column in ("strategy", "answer", "sources", "seconds", "calls", "tokens", "EM", "F1", "rel", "grnd", "coh"):
+    for column in ("strategy", "answer", "sources", "seconds", "calls", "tokens", "cost", "EM", "F1", "rel", "grnd", "coh"):
         table.add_column(column, overflow="fold")
     for row in result.strategies:
         s = row.scores
@@ -117,11 +140,16 @@ def print_compare(console: Console, result: CompareResult, compare_id: str) -> N
             _score(row.latency_seconds),
             str(row.usage.model_calls),
             str(row.usage.prompt_tokens + row.usage.completion_tokens),
+            _cost(row.cost),
             *(_score(v) for v in (s.exact_match, s.f1, s.relevance, s.groundedness, s.coherence)),
         )
     console.print(table)
     if result.preference:
         console.print("Judge's preference: " + "; ".join(f"{p.a} vs {p.b}: {p.winner}" for p in result.preference))
+    if result.judge_usage.model_calls:
+        console.print(f"Judge: {result.judge_usage.model_calls} calls, cost {_cost(result.judge_usage.cost)}")
+    if result.cost is not None:
+        console.print(f"Total cost (strategies, index build and judge): {_cost(result.cost)}")
 
 
 def print_strategy_summaries(console: Console, summary: BatchSummary) -> None:
@@ -139,6 +167,7 @@ def print_strategy_summaries(console: Console, summary: BatchSummary) -> None:
         "p50 s",
         "calls",
         "tokens",
+        "cost",
     ):
         table.add_column(column)
     for name, s in summary.strategies.items():
@@ -152,5 +181,6 @@ def print_strategy_summaries(console: Console, summary: BatchSummary) -> None:
             _score(s.latency_seconds.p50) if s.latency_seconds else "-",
             str(s.usage.model_calls),
             str(s.usage.prompt_tokens + s.usage.completion_tokens),
+            _cost(s.cost),
         )
     console.print(table)

@@ -11,17 +11,20 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from devhost.errors import UsageError
 
 if TYPE_CHECKING:
+    import azure.durable_functions as df
+
     from rlm_activities.batch_models import BatchRequest, BatchSummary
+    from shared.catalog import Kind
     from shared.config import Settings
     from shared.storage import BlobStore
 
@@ -49,28 +52,39 @@ def configured_settings() -> Settings:
     return settings
 
 
+Start = Callable[["df.DurableOrchestrationClient"], Awaitable[None]]
+
+
 async def run_to_end(
     args: argparse.Namespace,
     console: Console,
     *,
-    orchestrator: str,
     instance_id: str,
     label: str,
-    new_input: Callable[[], Any],
+    start: Start,
     on_status: Callable[[Any], None],
 ) -> Any | None:
     """Start an instance (or resume it, or read how it ended) and wait for it. Returns its
-    output, or None after saying how it failed."""
+    output, or None after saying how it failed.
+
+    `start` gets the Durable client an HTTP trigger of this host would get, so a CLI start goes
+    the way an HTTP one does (claimed in the catalog, listed by the API and the web UI).
+    """
+    import azure.durable_functions as df
+
     from devhost import EmbeddedHost, HostConfig
     from function_app import app
     from shared.llm import close_models
+    from shared.starting import UnpricedModels
 
     try:
         async with EmbeddedHost(app, state_dir=args.state_dir, config=HostConfig.load(Path.cwd()),
                                 resume=[instance_id], pump_queues=False) as host:
             if await host.get_status(instance_id) is None:
-                # Off the loop: storing a large corpus takes a while, and the Copilot CLI starts meanwhile.
-                await host.start_new(orchestrator, input=await asyncio.to_thread(new_input), instance_id=instance_id)
+                try:
+                    await start(df.DurableOrchestrationClient(host.client_binding()))
+                except UnpricedModels as exc:
+                    raise UsageError(str(exc)) from None
             elif not args.json:
                 console.print(f"[dim]{label} exists: resuming it or reading its result.[/dim]")
             status = await host.wait_for_completion(instance_id, on_status=on_status)
@@ -85,6 +99,46 @@ async def run_to_end(
     return None
 
 
+def another_body(label: str, flag: str) -> UsageError:
+    return UsageError(f"{label} was started with another body; give a new {flag} to run this one")
+
+
+def refuse_another_body(kind: Kind, id: str, request: BaseModel, refusal: UsageError) -> None:
+    """A body given for an id the catalog holds with another body is refused, whether that
+    one is still running or long done, as an HTTP start under that id would be."""
+    from rlm_activities import services
+    from shared.catalog import Catalog, body_digest
+
+    entry = Catalog(services.store()).get(kind, id)
+    if entry is not None and entry.digest is not None and entry.digest != body_digest(request):
+        raise refusal
+
+
+async def start_claimed(
+    client: df.DurableOrchestrationClient,
+    kind: Kind,
+    id: str,
+    instance_id: str,
+    *,
+    request: BaseModel,
+    fields: dict[str, Any],
+    refusal: UsageError,
+    start: Callable[[], Awaitable[None]],
+) -> None:
+    """Claim the id in the catalog as an HTTP start does, then start; the same id with another
+    body is refused. This host holds the state dir alone, so a same-body claim is taken over."""
+    from rlm_activities import services
+    from rlm_activities.starts import start_once
+    from shared.catalog import Catalog, Outcome, body_digest
+
+    catalog = Catalog(services.store())
+    outcome = await start_once(
+        client, catalog, kind, id, instance_id, digest=body_digest(request), fields=fields, start=start, sole_host=True
+    )
+    if outcome is Outcome.CONFLICT:
+        raise refusal
+
+
 async def ask(args: argparse.Namespace, console: Console) -> int:
     settings = configured_settings()
     from shared.llm import start_model
@@ -95,6 +149,7 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     from devhost.progress import ProgressView, print_result
     from rlm_activities import services
     from rlm_activities.orchestrator import ORCHESTRATOR
+    from shared.catalog import listing_text
     from shared.models import QueryResult
     from shared.starting import root_task
     from shared.step_models import ROOT_INSTANCE_ID
@@ -105,13 +160,27 @@ async def ask(args: argparse.Namespace, console: Console) -> int:
     args.resume_hint = (f"query {instance_id} is saved; resume it with: "
                         f"python -m devhost ask --instance-id {instance_id} --state-dir {args.state_dir}")
 
-    def new_input() -> dict[str, Any]:
-        return root_task(_request_from_args(args, services.store()), instance_id, settings, services.store()).model_dump()
+    label = f"query {instance_id}"
+    refusal = another_body(label, "--instance-id")
+    given = None
+    if args.corpus is not None and args.question:  # off the loop: the Copilot CLI boots meanwhile
+        given = await asyncio.to_thread(_request_from_args, args, services.store())
+        refuse_another_body("queries", instance_id, given, refusal)
+
+    async def start(client: df.DurableOrchestrationClient) -> None:
+        request = given or _request_from_args(args, services.store())
+
+        async def start_new() -> None:
+            task = await asyncio.to_thread(root_task, request, instance_id, settings, services.store())
+            await client.start_new(ORCHESTRATOR, instance_id, task.model_dump())
+
+        fields = {"question": listing_text(request.question)}
+        await start_claimed(client, "queries", instance_id, instance_id, request=request, fields=fields, refusal=refusal,
+                            start=start_new)  # fmt: skip
 
     with ProgressView(Console(stderr=True), instance_id) as view:
         output = await run_to_end(
-            args, console, orchestrator=ORCHESTRATOR, instance_id=instance_id, label=f"query {instance_id}",
-            new_input=new_input, on_status=lambda s: view.update(s.custom_status),
+            args, console, instance_id=instance_id, label=label, start=start, on_status=lambda s: view.update(s.custom_status),
         )  # fmt: skip
     if output is None:
         return 1
@@ -159,10 +228,11 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rlm_activities import services
-    from rlm_activities.batch import prepare_batch
-    from rlm_activities.batch_models import BATCH_ID, BATCH_ORCHESTRATOR, BatchSummary, batch_instance_id, results_key
+    from rlm_activities.batch import submit_batch
+    from rlm_activities.batch_models import BATCH_ID, BatchSummary, batch_instance_id, results_key
+    from shared.catalog import Outcome
 
-    settings = configured_settings()
+    configured_settings()
     batch_id = args.batch_id or uuid.uuid4().hex
     if not re.match(BATCH_ID, batch_id):
         raise UsageError("--batch-id must be 4-48 letters, digits, '-' or '_', starting with a letter or digit")
@@ -171,8 +241,18 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
     stderr = Console(stderr=True)
     columns = (TextColumn(f"batch {batch_id}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn())
 
-    def new_input() -> dict[str, Any]:
-        return prepare_batch(_batch_from_args(args, batch_id, services.store()), batch_id, settings, services.store()).model_dump()
+    refusal = another_body(f"batch {batch_id}", "--batch-id")
+    given = None
+    if args.file is not None and args.corpus is not None:
+        given = await asyncio.to_thread(_batch_from_args, args, batch_id, services.store())
+        refuse_another_body("batches", batch_id, given, refusal)
+
+    async def start(client: df.DurableOrchestrationClient) -> None:
+        """The way a batch posted over HTTP starts: its batch_id claimed once, for one body."""
+        request = given or _batch_from_args(args, batch_id, services.store())
+        outcome = await submit_batch(client, request, batch_id, sole_host=True)
+        if outcome is Outcome.CONFLICT:
+            raise refusal
 
     with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
         shown = bar.add_task("", total=None, failed=0)
@@ -183,8 +263,7 @@ async def batch(args: argparse.Namespace, console: Console) -> int:
                 bar.update(shown, total=counts.get("total"), completed=counts.get("done", 0), failed=counts.get("failed", 0))
 
         output = await run_to_end(
-            args, console, orchestrator=BATCH_ORCHESTRATOR, instance_id=batch_instance_id(batch_id),
-            label=f"batch {batch_id}", new_input=new_input, on_status=show,
+            args, console, instance_id=batch_instance_id(batch_id), label=f"batch {batch_id}", start=start, on_status=show,
         )  # fmt: skip
     if output is None:
         return 1
@@ -241,6 +320,10 @@ def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
     table.add_row("model calls", f"{summary.usage.model_calls} ({summary.total_tokens} tokens, {summary.usage.cached_tokens} of them cached)")
     if summary.cost is not None:
         table.add_row("cost", format_cost(summary.cost))
+    for label, spent in (("judge", summary.judge_usage), ("index build", summary.index_usage)):
+        if spent.model_calls:
+            cost = f", cost {format_cost(spent.cost)}" if spent.cost is not None else ""
+            table.add_row(label, f"{spent.model_calls} calls ({spent.total_tokens} tokens{cost})")
     if summary.latency_seconds is not None:
         lat = summary.latency_seconds
         table.add_row("latency", f"mean {lat.mean:.1f} s, p50 {lat.p50:.1f} s, p95 {lat.p95:.1f} s, max {lat.max:.1f} s")
@@ -254,17 +337,13 @@ def _print_summary(console: Console, summary: BatchSummary, rows: Path) -> None:
 async def trace(args: argparse.Namespace, console: Console) -> int:
     from devhost.trace_view import print_trace
     from rlm_activities import services
-    from rlm_activities.trace_html import render_trace_html
     from shared.trace import trace_tree
 
     load_settings()
     tree = trace_tree(services.traces(), args.instance_id)
     if tree is None:
         raise UsageError(f"no trace for query {args.instance_id} in {args.state_dir}")
-    if args.html:
-        args.html.write_text(render_trace_html(tree), encoding="utf-8")
-        console.print(f"wrote {args.html}")
-    elif args.json:
+    if args.json:
         print(tree.model_dump_json(indent=2))
     else:
         print_trace(console, tree)

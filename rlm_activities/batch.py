@@ -42,11 +42,11 @@ from rlm_activities.starts import start_once
 from shared.catalog import Catalog, Outcome, body_digest
 from shared.config import Settings
 from shared.judge import JudgeInput, read_judgement
-from shared.models import QueryRequest
+from shared.models import QueryRequest, TokenUsage
 from shared.payloads import TextRef
 from shared.retrieval.loop import strategy_task
-from shared.retrieval.models import PrepareInput, Strategy
-from shared.starting import root_task, store_request_corpus
+from shared.retrieval.models import IndexOutput, PrepareInput, Strategy
+from shared.starting import check_cost_budget, root_task, store_request_corpus
 from shared.step_models import QUESTION_INLINE
 from shared.storage.base import BlobStore
 
@@ -111,6 +111,7 @@ class BatchRun:
         self.questions: list[TextRef] = []
         self.running: dict[Any, tuple[str, str]] = {}
         self.errors: dict[str, str] = {}
+        self.index_usage = TokenUsage()
         self.progress = BatchProgress(phase="running", total=batch.count * len(batch.strategies))
 
     def run(self) -> Steps:
@@ -142,6 +143,7 @@ class BatchRun:
             count=self.batch.count,
             strategies=self.batch.strategies,
             errors=self.errors,
+            index_usage=self.index_usage,
             started_at=started_at,
             ended_at=self.context.current_utc_datetime.isoformat(),
         )
@@ -156,7 +158,8 @@ class BatchRun:
         self._report()
         prepare = PrepareInput(corpus_id=self.batch.template.corpus_id, strategies=self.batch.strategies)
         try:
-            yield self.context.call_activity_with_retry("prepare_indexes", MODEL_RETRY, prepare.model_dump())
+            built = yield self.context.call_activity_with_retry("prepare_indexes", MODEL_RETRY, prepare.model_dump())
+            self.index_usage = IndexOutput.model_validate(built).usage
         except Exception:  # noqa: BLE001 - each baseline query retries it and fails its own row
             pass
         self.progress.phase = "running"
@@ -202,6 +205,7 @@ def write_batch_results(payload: dict) -> dict:
     store = services.store()
     traces = services.traces()
     rows = []
+    judge_usage = TokenUsage()
     for index, question in enumerate(load_questions(store, p.batch_id)[: p.count]):
         for strategy in p.strategies:
             instance_id = query_instance_id(p.batch_id, index, strategy)
@@ -209,24 +213,30 @@ def write_batch_results(payload: dict) -> dict:
             answer = result.answer_ref.resolve(store) if result else None
             judged = read_judgement(traces, instance_id, instance_id)
             scores = judged.scores if judged else None
+            judge_usage += judged.usage if judged else TokenUsage()
             rows.append(build_row(instance_id, strategy, question, result, answer, p.errors.get(instance_id), scores))
     container = store.containers.results
     results, summary_path = f"{container}/{results_key(p.batch_id)}", f"{container}/{summary_key(p.batch_id)}"
-    summary = summarize(p.batch_id, rows, p.started_at, p.ended_at, results, summary_path, p.strategies)
+    summary = summarize(
+        p.batch_id, rows, p.started_at, p.ended_at, results, summary_path, p.strategies, judge_usage, p.index_usage
+    )
     store.put_text(container, results_key(p.batch_id), "".join(row.model_dump_json() + "\n" for row in rows))
     store.put_text(container, summary_key(p.batch_id), summary.model_dump_json(indent=2))
     return summary.model_dump()
 
 
-async def submit_batch(client: df.DurableOrchestrationClient, request: BatchRequest, batch_id: str) -> Outcome:
+async def submit_batch(
+    client: df.DurableOrchestrationClient, request: BatchRequest, batch_id: str, *, sole_host: bool = False
+) -> Outcome:
     """Start the batch once per batch_id: NEW when this call started it, SAME when that
     body already started (or is starting) it, CONFLICT when another body did.
 
     Only the start that wins the claim writes the batch's questions, so a racing body
     never mixes its questions with another's corpus. Raises CorpusError for an unknown
-    corpus id, before anything is claimed.
+    corpus id and UnpricedModels for a cost budget it cannot count, before anything is claimed.
     """
     store, settings = services.store(), services.settings()
+    check_cost_budget(request.options, settings)
     await asyncio.to_thread(store_request_corpus, request, store)
     instance_id = batch_instance_id(batch_id)
 
@@ -236,5 +246,6 @@ async def submit_batch(client: df.DurableOrchestrationClient, request: BatchRequ
 
     fields = {"questions": len(request.questions)}
     return await start_once(
-        client, Catalog(store), "batches", batch_id, instance_id, digest=body_digest(request), fields=fields, start=start
-    )
+        client, Catalog(store), "batches", batch_id, instance_id, digest=body_digest(request), fields=fields, start=start,
+        sole_host=sole_host,
+    )  # fmt: skip

@@ -23,10 +23,12 @@ from rlm_activities.http_io import (
     listed,
     parse_body,
     path_id,
+    unpriced_error,
 )
 from rlm_activities.starts import key_id
 from shared.catalog import Catalog, Outcome
 from shared.corpus import CorpusError
+from shared.starting import UnpricedModels
 from shared.storage.base import BlobNotFound
 
 bp = df.Blueprint()
@@ -62,6 +64,8 @@ async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
         outcome = await submit_batch(client, request, batch_id)
     except CorpusError as exc:
         return error_response(404, str(exc))
+    except UnpricedModels as exc:
+        return unpriced_error(exc).response()
     links = _links(req, batch_id)
     if outcome is Outcome.CONFLICT:
         message = f"batch {batch_id} was started with another body; use a new batch_id to run this one"

@@ -148,6 +148,7 @@ class WriteInput(BaseModel):
     count: int
     strategies: list[Strategy] = Field(default_factory=lambda: ["rlm"])
     errors: dict[str, str] = Field(default_factory=dict)
+    index_usage: TokenUsage = Field(default_factory=TokenUsage)
     started_at: str
     ended_at: str
 
@@ -222,6 +223,8 @@ class BatchSummary(BaseModel):
     f1: float | None = None
     usage: TokenUsage
     cost: float | None = None  # of every query, when RLM_PRICES prices their models
+    judge_usage: TokenUsage = Field(default_factory=TokenUsage)  # the judge's calls, with their cost
+    index_usage: TokenUsage = Field(default_factory=TokenUsage)  # embedding the corpus for the baselines
     total_tokens: int
     latency_seconds: Latency | None
     started_at: str

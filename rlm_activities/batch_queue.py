@@ -1,9 +1,9 @@
 """The `rlm-batch` queue trigger: every valid message starts exactly one batch.
 
-A message that can never succeed (not JSON, failing validation, unknown corpus) goes to
-`rlm-batch-poison` at once, wrapped with the reason, and the trigger returns normally:
-retrying it would only fail the same way, and Azure's own poison handling copies the
-message without saying why. Anything else that fails (storage, the Durable client)
+A message that can never succeed (not JSON, failing validation, unknown corpus, a cost
+budget over unpriced models) goes to `rlm-batch-poison` at once, wrapped with the reason,
+and the trigger returns normally: retrying it would only fail the same way, and Azure's own
+poison handling copies the message without saying why. Anything else that fails (storage, the Durable client)
 raises, so the host retries it and, after maxDequeueCount, moves it to the same queue.
 """
 
@@ -21,6 +21,7 @@ from rlm_activities.batch_models import BATCH_POISON_QUEUE, BATCH_QUEUE, BatchRe
 from rlm_activities.inputs import InvalidInput, NotJson, load_json, validate_as
 from shared.catalog import Outcome
 from shared.corpus import CorpusError
+from shared.starting import UnpricedModels
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ async def batch_from_queue(message: func.QueueMessage, poison: func.Out[str], cl
         batch_id = request.batch_id or request.content_id()
         try:
             outcome = await submit_batch(client, request, batch_id)
-        except CorpusError as exc:
+        except (CorpusError, UnpricedModels) as exc:
             raise Rejected(str(exc)) from None
         if outcome is Outcome.CONFLICT:
             raise Rejected(f"batch {batch_id} was started with another body; use a new batch_id to run this one")

@@ -87,6 +87,7 @@ def judge_means(rows: list[BatchRow]) -> JudgeMeans | None:
 def strategy_summary(rows: list[BatchRow]) -> StrategySummary:
     failed = sum(1 for r in rows if r.error is not None)
     scored = [r for r in rows if r.correct is not None]
+    usage = total_usage(r.usage for r in rows)
     return StrategySummary(
         count=len(rows),
         answered=len(rows) - failed,
@@ -95,7 +96,8 @@ def strategy_summary(rows: list[BatchRow]) -> StrategySummary:
         f1=_mean([r.f1 or 0.0 for r in scored]),
         judge=judge_means(rows),
         latency_seconds=latency(rows),
-        usage=total_usage(r.usage for r in rows),
+        cost=usage.cost,
+        usage=usage,
     )
 
 
@@ -107,8 +109,11 @@ def summarize(
     results: str,
     summary: str,
     strategies: list[Strategy] | None = None,
+    judge_usage: TokenUsage | None = None,
+    index_usage: TokenUsage | None = None,
 ) -> BatchSummary:
-    """The whole batch, and each strategy apart when the batch ran more than RLM."""
+    """The whole batch, and each strategy apart when the batch ran more than RLM; the judge's
+    calls and the index build apart from the queries'."""
     overall = strategy_summary(rows)
     scored = [r for r in rows if r.correct is not None]
     per_strategy = None
@@ -125,6 +130,8 @@ def summarize(
         f1=overall.f1,
         usage=overall.usage,
         cost=overall.usage.cost,
+        judge_usage=judge_usage or TokenUsage(),
+        index_usage=index_usage or TokenUsage(),
         total_tokens=overall.usage.prompt_tokens + overall.usage.completion_tokens,
         latency_seconds=overall.latency_seconds,
         started_at=started_at,

@@ -30,6 +30,7 @@ from shared.compare import (
 from shared.loop import Steps
 from shared.models import TokenUsage
 from shared.retrieval.models import IndexOutput, PrepareInput, Strategy
+from shared.telemetry import spans
 
 bp = df.Blueprint()
 
@@ -64,7 +65,7 @@ def compare_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
     index = None
     if task.baselines:
         report("indexing")
-        prepare = PrepareInput(corpus_id=task.corpus_id, strategies=task.strategies)
+        prepare = PrepareInput(corpus_id=task.corpus_id, strategies=task.strategies, trace=task.strategies_trace)
         try:
             index = IndexOutput.model_validate(
                 (yield context.call_activity_with_retry("prepare_indexes", MODEL_RETRY, prepare.model_dump()))
@@ -99,7 +100,8 @@ def compare_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
         pairs = list(itertools.combinations(answered, 2))
         asked = [
             context.call_activity_with_retry("judge_pair", MODEL_RETRY, judge.PairInput(
-                compare_id=task.compare_id, a=instance[a], b=instance[b], a_label=a, b_label=b, expected=task.expected, model=task.judge_model
+                compare_id=task.compare_id, a=instance[a], b=instance[b], a_label=a, b_label=b, expected=task.expected,
+                model=task.judge_model, trace=task.strategies_trace,
             ).model_dump())
             for a, b in pairs
         ]  # fmt: skip
@@ -136,6 +138,7 @@ def write_compare(payload: dict[str, Any]) -> dict[str, Any]:
         rows.append(
             outcome(strategy, instance_id, result, answer, p.errors.get(strategy), expected, judged.scores if judged else None)
         )
+    spent = sum((row.usage for row in rows), usage + (p.index.usage if p.index else TokenUsage()))
     compare = CompareResult(
         question=(p.task.rlm.question if p.task.rlm else p.task.baselines[0].question).resolve(store),
         expected=expected,
@@ -143,8 +146,14 @@ def write_compare(payload: dict[str, Any]) -> dict[str, Any]:
         preference=p.preferences,
         judge_usage=usage,
         index=p.index,
+        cost=spent.cost,
+        trace_id=p.task.trace.trace_id if p.task.trace else None,
         started_at=p.started_at,
         ended_at=p.ended_at,
     )
     store.put_text(store.containers.results, results_key(p.task.compare_id), compare.model_dump_json(indent=2))
+    if p.task.trace is not None:
+        answered = [row.strategy for row in rows if row.error is None]
+        attributes = {"rlm.strategies": list(p.task.strategies), "rlm.answered": answered}
+        spans.workflow_finished("compare", p.task.trace, p.task.compare_id, attributes, p.started_at, spent)
     return compare.model_dump()

@@ -22,22 +22,22 @@ from rlm_activities.api_models import (
     QuerySummary,
     SectionText,
 )
+from rlm_activities.cancel import cancel_tree
 from rlm_activities.http_io import (
     ApiError,
-    NotFound,
     error_response,
     idempotency_key,
     instance_summary,
     json_response,
     listed,
+    listed_state,
     parse_body,
     path_id,
 )
 from rlm_activities.orchestrator import ORCHESTRATOR
-from rlm_activities.starts import admit, exists, key_id, start_once
-from rlm_activities.trace_html import render_trace_html
-from shared.admission import Slots
-from shared.catalog import Catalog, Outcome, body_digest, listing_text
+from rlm_activities.starts import key_id, start_admitted
+from rlm_activities.web_ui import trace_page
+from shared.catalog import Outcome, body_digest, listing_text
 from shared.corpus import CorpusError, render_documents, save_corpus, section_text
 from shared.models import SHA256_HEX, Document, NonBlank, QueryRequest, Strict, exactly_one_of
 from shared.starting import register_corpus, root_task
@@ -46,8 +46,6 @@ from shared.telemetry.context import start_trace
 from shared.trace import trace_tree
 
 bp = df.Blueprint()
-
-RETRY_AFTER_SECONDS = 5
 
 
 class CorpusUpload(Strict):
@@ -79,40 +77,13 @@ async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
     request = parse_body(req, QueryRequest, "query request")
     key = idempotency_key(req)
     instance_id = key_id(key) if key else uuid.uuid4().hex
-    digest = body_digest(request)
-    catalog = Catalog(services.store())
-    if key and (earlier := await asyncio.to_thread(catalog.get, "queries", instance_id)) is not None:
-        if earlier.digest != digest:
-            return _key_conflict(req, client, instance_id)
-        if await exists(client, instance_id):
-            return _links_response(req, client, instance_id, 200)
     trace = start_trace(req.headers)  # the caller's trace, when it sent a traceparent
-    try:
-        task = await asyncio.to_thread(root_task, request, instance_id, services.settings(), services.store(), trace)
-    except CorpusError as exc:
-        raise NotFound(str(exc)) from None
-    slots = Slots(services.store(), services.settings().max_running_queries)
-    ticket = await admit(client, slots, instance_id)
-    if ticket is None:
-        raise ApiError(
-            f"{slots.limit} queries are running, as many as this service runs at once; retry in a few seconds",
-            {"limit": slots.limit, "retry_after_seconds": RETRY_AFTER_SECONDS},
-            status=429,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
 
-    async def start() -> None:
-        await client.start_new(ORCHESTRATOR, instance_id, task.model_dump())
-
-    fields = {"question": listing_text(request.question)}
-    outcome = Outcome.CONFLICT
-    try:
-        outcome = await start_once(
-            client, catalog, "queries", instance_id, instance_id, digest=digest, fields=fields, start=start
-        )
-    finally:
-        if outcome is not Outcome.NEW:  # a repeat, a conflict or a failed start holds no slot
-            await asyncio.to_thread(slots.release, ticket)
+    outcome = await start_admitted(
+        client, "queries", instance_id, keyed=key is not None, digest=body_digest(request),
+        fields={"question": listing_text(request.question)}, orchestrator=ORCHESTRATOR,
+        build=lambda: root_task(request, instance_id, services.settings(), services.store(), trace),
+    )  # fmt: skip
     if outcome is Outcome.CONFLICT:
         return _key_conflict(req, client, instance_id)
     return _links_response(req, client, instance_id, 202 if outcome is Outcome.NEW else 200)
@@ -141,15 +112,10 @@ async def list_queries(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return exc.response()
     statuses = await asyncio.gather(*(client.get_status(e.id) for e in entries))
     queries = [
-        QuerySummary(instance_id=e.id, status=_state(s), question=e.fields.get("question", ""), created=e.created)
+        QuerySummary(instance_id=e.id, status=listed_state(s), question=e.fields.get("question", ""), created=e.created)
         for e, s in zip(entries, statuses, strict=True)
     ]
     return json_response(QueryList(queries=queries))
-
-
-def _state(status: df.DurableOrchestrationStatus | None) -> str:
-    """A listed instance not created yet is still being started."""
-    return status.runtime_status.value if status is not None and status.runtime_status is not None else "Pending"
 
 
 @bp.route(route="queries/{instance_id}", methods=["GET"])
@@ -168,7 +134,7 @@ async def get_query(req: func.HttpRequest, client: df.DurableOrchestrationClient
 
 @bp.route(route="queries/{instance_id}/trace", methods=["GET"])
 async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
-    """The recursion tree with every step, as JSON or (`?format=html`) a readable page."""
+    """The recursion tree with every step as JSON; `?format=html` is the web UI's trace view."""
     try:
         instance_id = path_id(req, "instance_id", INSTANCE_ID, "query id")
         view = req.params.get("format", "json")
@@ -176,11 +142,11 @@ async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
             raise ApiError("format must be json or html", [{"field": "format", "problem": "one of json, html"}])
     except ApiError as exc:
         return exc.response()
+    if view == "html":
+        return func.HttpResponse(status_code=302, headers={"Location": trace_page(instance_id, req.params.get("code"))})
     tree = await asyncio.to_thread(trace_tree, services.traces(), instance_id)
     if tree is None:
         return error_response(404, f"no trace for query {instance_id}")
-    if view == "html":
-        return func.HttpResponse(render_trace_html(tree), mimetype="text/html")
     return func.HttpResponse(tree.model_dump_json(), mimetype="application/json")
 
 
@@ -198,14 +164,8 @@ async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return error_response(409, f"{instance_id} is a sub-query: only a root query can be cancelled")
     if status.runtime_status.value not in ("Running", "Pending"):
         return error_response(409, f"query {instance_id} is {status.runtime_status.value}, not running")
-    await client.terminate(instance_id, "cancelled by the user")
-    # Durable does not cascade a termination: stop the sub-queries too, or they go on
-    # calling the model for an answer nobody will read.
-    metas = await asyncio.to_thread(services.traces().metas, instance_id)
-    children = [m.instance_id for m in metas if m.instance_id != instance_id]
-    await asyncio.gather(*(client.terminate(child, f"query {instance_id} was cancelled") for child in children))
-    await asyncio.to_thread(services.parts().executor.close_tree, instance_id)
-    return json_response(CancelAccepted(instance_id=instance_id, sub_queries=len(children)), status=202)
+    sub_queries = await cancel_tree(client, instance_id, "cancelled by the user")
+    return json_response(CancelAccepted(instance_id=instance_id, sub_queries=sub_queries), status=202)
 
 
 def _is_sub_query(orchestration_input: object) -> bool:

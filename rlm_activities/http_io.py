@@ -16,11 +16,13 @@ from rlm_activities import services
 from rlm_activities.api_models import ErrorBody
 from rlm_activities.inputs import InvalidInput, parse_json_as
 from shared.catalog import Catalog, Entry, Kind
+from shared.starting import UnpricedModels
 
 Model = TypeVar("Model", bound=BaseModel)
 # What Idempotency-Key may hold: visible ASCII, as an HTTP header value can carry it.
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
 LIST_DEFAULT, LIST_MAX = 20, 100
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -49,6 +51,16 @@ class NotFound(ApiError):
     status = 404
 
 
+def busy_error(limit: int) -> ApiError:
+    """Every running-query slot is held: 429, retry in a few seconds."""
+    return ApiError(
+        f"{limit} queries are running, as many as this service runs at once; retry in a few seconds",
+        {"limit": limit, "retry_after_seconds": RETRY_AFTER_SECONDS},
+        status=429,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def error_response(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return json_response(ErrorBody(error=message, details=details), status, headers)
 
@@ -64,6 +76,12 @@ def parse_body(req: func.HttpRequest, model: type[Model], what: str) -> Model:
         return parse_json_as(req.get_body() or b"", model, what)
     except InvalidInput as exc:
         raise BadRequest(str(exc), exc.details, status=exc.status) from None
+
+
+def unpriced_error(exc: UnpricedModels) -> BadRequest:
+    """A cost budget that cannot be counted: 400, naming each model without a price."""
+    details = [{"field": "options.max_cost", "problem": f"RLM_PRICES has no price for {model}"} for model in exc.models]
+    return BadRequest(str(exc), details)
 
 
 def path_id(req: func.HttpRequest, name: str, pattern: str, what: str) -> str:
@@ -91,6 +109,11 @@ async def listed(req: func.HttpRequest, kind: Kind) -> list[Entry]:
     """The newest catalog records a listing route shows: `?limit=` of them, newest first."""
     limit = query_int(req, "limit", LIST_DEFAULT, 1, LIST_MAX)
     return await asyncio.to_thread(Catalog(services.store()).recent, kind, limit)
+
+
+def listed_state(status: df.DurableOrchestrationStatus | None) -> str:
+    """A listed instance's runtime status; one not created yet is still being started."""
+    return status.runtime_status.value if status is not None and status.runtime_status is not None else "Pending"
 
 
 def idempotency_key(req: func.HttpRequest) -> str | None:

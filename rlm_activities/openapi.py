@@ -45,9 +45,9 @@ from rlm_activities.api_models import (
     SectionText,
 )
 from rlm_activities.batch_models import BATCH_ID, BatchRequest
-from rlm_activities.compare_http import CompareStarted, CompareStatus
-from rlm_activities.http_api import RETRY_AFTER_SECONDS, CorpusUpload
-from rlm_activities.http_io import IDEMPOTENCY_KEY, LIST_DEFAULT, LIST_MAX, json_response
+from rlm_activities.compare_http import CompareCancelAccepted, CompareList, CompareStarted, CompareStatus
+from rlm_activities.http_api import CorpusUpload
+from rlm_activities.http_io import IDEMPOTENCY_KEY, LIST_DEFAULT, LIST_MAX, RETRY_AFTER_SECONDS, json_response
 from shared.compare import COMPARE_ID, CompareRequest
 from shared.models import NOT_BLANK, SHA256_HEX, QueryRequest
 from shared.step_models import INSTANCE_ID
@@ -105,6 +105,7 @@ TEXT = Schema(type="string")
 BAD = Reply("the request is invalid: a field, an id or a parameter (details say which)")
 TOO_LARGE = Reply("the body is larger than the service reads")
 RETRY_AFTER = f"seconds to wait before retrying ({RETRY_AFTER_SECONDS})"
+UI_FILES: dict[str, Body] = {kind: TEXT for kind in ("text/javascript", "text/css", "image/svg+xml", "application/json")}
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -146,7 +147,8 @@ ROUTES: tuple[Route, ...] = (
         "get_trace",
         "A query's recursion tree with every step",
         {
-            200: Reply("the tree; ?format=html for a readable page", TraceNode, alternatives={"text/html": TEXT}),
+            200: Reply("the tree (text/html: the web UI's trace view, after the redirect)", TraceNode, alternatives={"text/html": TEXT}),
+            302: Reply("?format=html: the web UI's trace view", None, headers={"Location": "/api/ui/trace/{instance_id}"}),
             400: BAD,
             404: Reply("no trace for that query"),
         },
@@ -236,12 +238,23 @@ ROUTES: tuple[Route, ...] = (
         "Answer one question with RLM and retrieval baselines side by side",
         {
             202: Reply("started; poll status_url", CompareStarted, headers={"Location": "the comparison's status_url"}),
+            200: Reply("this Idempotency-Key and body started it before: the same links", CompareStarted),
             400: BAD,
             404: Reply("the corpus_id names no stored corpus"),
+            409: Reply("this Idempotency-Key started a comparison with another body"),
             413: TOO_LARGE,
             429: Reply("as many queries are running as the service allows", headers={"Retry-After": RETRY_AFTER}),
         },
         body={"application/json": CompareRequest},
+        parameters=(KEY,),
+    ),
+    Route(
+        "get",
+        "/api/compare",
+        "list_compare",
+        "The newest comparisons",
+        {200: Reply("newest first", CompareList), 400: BAD},
+        parameters=(LIMIT,),
     ),
     Route(
         "get",
@@ -250,6 +263,32 @@ ROUTES: tuple[Route, ...] = (
         "A comparison's progress, then every strategy's answer with its scores",
         {200: Reply("progress, and the result once done", CompareStatus), 400: BAD, 404: Reply("no such comparison")},
         parameters=(COMPARISON,),
+    ),
+    Route(
+        "post",
+        "/api/compare/{compare_id}/cancel",
+        "cancel_compare",
+        "Cancel a running comparison, its strategies and their sub-queries",
+        {
+            202: Reply("terminating", CompareCancelAccepted),
+            400: BAD,
+            404: Reply("no such comparison"),
+            409: Reply("the comparison is not running"),
+        },
+        parameters=(COMPARISON,),
+    ),
+    Route(
+        "get",
+        "/api/ui/{path}",
+        "web_ui",
+        "The web UI: its files, and its page for any of its own routes",
+        {
+            200: Reply("a file of the built UI; its page for a path without an extension", TEXT, media="text/html", alternatives=UI_FILES),
+            304: Reply("unchanged since the ETag the browser sent", None),
+            404: Reply("no such file in the UI"),
+            503: Reply("the UI is not built"),
+        },
+        parameters=(_path("path", ".*", "a file of the UI, or one of its routes (trace/{id}, benchmarks, ...)"),),
     ),
     Route(
         "get",

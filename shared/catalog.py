@@ -1,4 +1,4 @@
-"""One record per root query, batch and stored corpus, written once when it starts.
+"""One record per root query, batch, comparison and stored corpus, written once when it starts.
 
 The record under the id is created atomically (`put_if_absent`): of concurrent starts
 under one id exactly one goes ahead, and the others learn whether they sent the same
@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from shared.storage.base import BlobNotFound, BlobStore
 
-Kind = Literal["queries", "batches", "corpora"]
+Kind = Literal["queries", "batches", "comparisons", "corpora"]
 # A claim whose start has not shown up after this long was left by a start that died
 # half way; a retry of the same body may then start it.
 START_GRACE = timedelta(seconds=120)

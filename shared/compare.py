@@ -16,6 +16,7 @@ from shared.retrieval.models import STRATEGIES, IndexOutput, Strategy, StrategyT
 from shared.starting import root_task, store_request_corpus
 from shared.step_models import RlmTask
 from shared.storage.base import BlobStore
+from shared.telemetry.context import TraceParent, query_span_id, start_trace
 
 COMPARE_ORCHESTRATOR = "compare_orchestrator"
 # Children are "{compare_id}-{strategy}" and must stay within a root instance id's 64 characters.
@@ -60,29 +61,42 @@ class CompareTask(BaseModel):
     judge_model: str | None = None
     rlm: RlmTask | None = None
     baselines: list[StrategyTask] = Field(default_factory=list)
+    trace: TraceParent | None = None  # the comparison's trace: every strategy's spans join it
+
+    @property
+    def strategies_trace(self) -> TraceParent | None:
+        """What the strategies' tasks carry: the comparison's trace, its span their parent."""
+        if self.trace is None:
+            return None
+        span_id = query_span_id(self.trace.trace_id, self.compare_id)
+        return self.trace.model_copy(update={"parent_span_id": f"{span_id:016x}"})
 
 
-def compare_task(request: CompareRequest, compare_id: str, settings: Settings, store: BlobStore) -> CompareTask:
-    """Raises CorpusError for an unknown corpus id."""
+def compare_task(
+    request: CompareRequest, compare_id: str, settings: Settings, store: BlobStore, trace: TraceParent | None = None
+) -> CompareTask:
+    """The comparison's input; its trace is `trace` (an incoming request's), else one started here.
+
+    Raises CorpusError for an unknown corpus id.
+    """
     corpus_id = store_request_corpus(request, store)
     request = request.model_copy(update={"corpus": None, "documents": None, "corpus_id": corpus_id})
-    rlm = None
-    baselines = []
-    for strategy in request.strategies:
-        instance_id = strategy_instance_id(compare_id, strategy)
-        if strategy == "rlm":
-            rlm = root_task(request, instance_id, settings, store)
-        else:
-            baselines.append(strategy_task(request, strategy, instance_id, settings, store))
-    return CompareTask(
+    task = CompareTask(
         compare_id=compare_id,
         corpus_id=corpus_id,
         strategies=request.strategies,
         expected=TextRef.of(request.expected, store) if request.expected else None,
         judge_model=settings.judge if request.judge else None,
-        rlm=rlm,
-        baselines=baselines,
+        trace=trace or start_trace(),
     )
+    children = task.strategies_trace
+    for strategy in request.strategies:
+        instance_id = strategy_instance_id(compare_id, strategy)
+        if strategy == "rlm":
+            task.rlm = root_task(request, instance_id, settings, store, children)
+        else:
+            task.baselines.append(strategy_task(request, strategy, instance_id, settings, store, children))
+    return task
 
 
 class Scores(BaseModel):
@@ -124,6 +138,8 @@ class CompareResult(BaseModel):
     preference: list[Preference] = Field(default_factory=list)
     judge_usage: TokenUsage = Field(default_factory=TokenUsage)
     index: IndexOutput | None = None
+    cost: float | None = None  # of everything: the strategies, the index build and the judge, when priced
+    trace_id: str | None = None  # the OpenTelemetry trace every strategy's spans joined
     started_at: str
     ended_at: str
 
@@ -154,6 +170,7 @@ def outcome(
         scores.exact_match = bool(answer) and exact_match(answer or "", expected)
         scores.f1 = token_f1(answer, expected) if answer else 0.0
     shown = answer[:ANSWER_INLINE] if answer is not None else None
+    usage = sum(result.usage.values(), TokenUsage()) if result else TokenUsage()
     return StrategyOutcome(
         strategy=strategy,
         answer=shown,
@@ -161,7 +178,8 @@ def outcome(
         sources=result.sources[:SOURCES_INLINE] if result and not failed else [],
         sources_total=len(result.sources) if result and not failed else 0,
         latency_seconds=result.duration_seconds if result else None,
-        usage=sum(result.usage.values(), TokenUsage()) if result else TokenUsage(),
+        usage=usage,
+        cost=usage.cost,
         scores=scores,
         instance_id=instance_id,
         error=error if failed else None,

@@ -18,13 +18,14 @@ PER_MILLION = 1_000_000
 
 
 class ModelPrice(BaseModel):
-    """One model's prices per million tokens; cached input defaults to the input price."""
+    """One model's prices per million tokens; cached input defaults to the input price. An
+    embedding model is priced by its input alone, so its output price may be left out."""
 
     model_config = ConfigDict(extra="forbid")
 
     input: float = Field(ge=0)
     cached_input: float | None = Field(None, ge=0)
-    output: float = Field(ge=0)
+    output: float = Field(0.0, ge=0)
 
     def cost(self, *, prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> float:
         """Cached prompt tokens at the cached price, the rest of the prompt at the input price,
@@ -65,7 +66,8 @@ class Settings(BaseSettings):
     max_tokens: int | None = Field(None, ge=1000, alias="RLM_MAX_TOKENS")
     max_cost: float | None = Field(None, gt=0, alias="RLM_MAX_COST")
     deadline_seconds: float | None = Field(None, ge=1, alias="RLM_DEADLINE_SECONDS")
-    # {"model": {"input": 0.4, "cached_input": 0.1, "output": 1.6}} per million tokens.
+    # {"model": {"input": 0.4, "cached_input": 0.1, "output": 1.6}} per million tokens; the
+    # embedding model is priced the same way, by its input: {"text-embedding-3-small": {"input": 0.02}}.
     prices: dict[str, ModelPrice] = Field(default_factory=dict, alias="RLM_PRICES")
 
     # Sandbox limits, per cell.
@@ -125,7 +127,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cost_budget_needs_prices(self) -> Settings:
-        unpriced = sorted({self.root_model, self.sub_model, *self.allowed_models} - self.prices.keys())
+        unpriced = self.unpriced(self.root_model, self.sub_model)
         if self.max_cost is not None and unpriced:
             raise ValueError(f"RLM_MAX_COST is set but RLM_PRICES has no price for {', '.join(unpriced)}")
         return self
@@ -138,6 +140,11 @@ class Settings(BaseSettings):
                 "a query holds one sandbox per level of its recursion"
             )
         return self
+
+    def unpriced(self, root_model: str, sub_model: str) -> list[str]:
+        """The models a query with these root and sub models may use (RLM_ALLOWED_MODELS too)
+        that RLM_PRICES has no price for: under a cost budget they would count as free."""
+        return sorted({root_model, sub_model, *self.allowed_models} - self.prices.keys())
 
     @property
     def judge(self) -> str:

@@ -32,6 +32,8 @@ from shared.payloads import TextRef
 from shared.retrieval.passages import section_texts
 from shared.steps import Parts
 from shared.storage.base import BlobNotFound
+from shared.telemetry import spans
+from shared.telemetry.context import TraceParent, query_span_id
 from shared.trace import InstanceMeta, StepRecord, TraceStore, instance_prefix, utcnow
 
 log = logging.getLogger("rlm.steps")
@@ -65,6 +67,7 @@ class PairInput(BaseModel):
     b_label: str
     expected: TextRef | None = None
     model: str
+    trace: TraceParent | None = None  # the comparison's: its span is the judgement's parent
 
 
 class PairOutput(BaseModel):
@@ -116,12 +119,11 @@ async def _ask(parts: Parts, model: str, prompt: str, instance_id: str, step: in
     """One judge call; a model failure is recorded and gives no reply, never an exception."""
     started = utcnow()
     try:
-        reply = await (await parts.model()).complete(model=model, system=JUDGE_SYSTEM_PROMPT, prompt=prompt)
+        reply, usage = await parts.chat(model, JUDGE_SYSTEM_PROMPT, prompt)
     except ModelError as exc:
         log.warning("judge instance=%s failed: %s", instance_id, exc)
         record = StepRecord(instance_id=instance_id, step=step, iteration=0, kind="judge", started_at=started, model=model, prompt=prompt, usage=TokenUsage(model_calls=1), error=str(exc))  # fmt: skip
         return None, record
-    usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
     record = StepRecord(instance_id=instance_id, step=step, iteration=0, kind="judge", started_at=started, model=model, prompt=prompt, reply=reply.text, usage=usage)  # fmt: skip
     return reply.text, record
 
@@ -139,7 +141,11 @@ async def judge_answer(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     answer = (await asyncio.to_thread(result.answer_ref.resolve, parts.store))[:ANSWER_CHARS]
     sections = await asyncio.to_thread(_cited_sections, parts, meta.corpus_id, result)
     prompts: dict[Rubric, str] = {r: rubric_prompt(r, meta.question, answer, sections) for r in RUBRICS}
-    asked = await asyncio.gather(*(_ask(parts, p.model, prompts[r], p.instance_id, n) for n, r in enumerate(RUBRICS, start=1)))
+    # The judgement joins the trace of the answer it grades, under that query's span.
+    judged = TraceParent(trace_id=result.trace_id) if result.trace_id else TraceParent.of_root(p.root_id)
+    attributes = {"rlm.root_id": p.root_id, "rlm.instance_id": p.instance_id, "rlm.judge.model": p.model}
+    with spans.step_span("judge", judged, query_span_id(judged.trace_id, p.instance_id), attributes):
+        asked = await asyncio.gather(*(_ask(parts, p.model, prompts[r], p.instance_id, n) for n, r in enumerate(RUBRICS, start=1)))
     scores = JudgeScores(**{r: parse_score(reply) if reply else None for r, (reply, _) in zip(RUBRICS, asked, strict=True)})
     judgement = Judgement(
         model=p.model,
@@ -165,7 +171,10 @@ async def judge_pair(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     expected = await asyncio.to_thread(p.expected.resolve, parts.store) if p.expected else None
     prompts = [pairwise_prompt(question, a_text, b_text, expected), pairwise_prompt(question, b_text, a_text, expected)]
     label = f"{p.compare_id}-{p.a_label}-vs-{p.b_label}"
-    asked = await asyncio.gather(*(_ask(parts, p.model, prompt, label, n) for n, prompt in enumerate(prompts, start=1)))
+    parent = int(p.trace.parent_span_id, 16) if p.trace and p.trace.parent_span_id else None
+    attributes = {"rlm.compare_id": p.compare_id, "rlm.judge.pair": f"{p.a_label} vs {p.b_label}", "rlm.judge.model": p.model}
+    with spans.step_span("judge", p.trace, parent, attributes):
+        asked = await asyncio.gather(*(_ask(parts, p.model, prompt, label, n) for n, prompt in enumerate(prompts, start=1)))
     votes = [parse_winner(reply) if reply else None for reply, _ in asked]
     combined = combine_votes(votes[0], votes[1])
     winner = {"a": p.a_label, "b": p.b_label}.get(combined, "tie")

@@ -83,6 +83,16 @@ FORCED_REASONS: dict[ForcedReason, str] = {
     "deadline": "The query's time is up.",
 }
 
+def not_run_note(pending: list[str], reason: ForcedReason | None) -> str:
+    """What the model is told of a cell left waiting on requests once the budget ran out."""
+    why = FORCED_REASONS[reason] if reason is not None else "The query's budget is spent."
+    asked = ", ".join(f"{kind}_query" for kind in pending)
+    return (
+        f"[the cell was stopped while it waited on {len(pending)} more request(s) ({asked}), which were not run: "
+        f"{why} No more code will run; answer now from what the REPL showed you.]"
+    )
+
+
 NO_CODE_NUDGE = """\
 (Your last reply had no ```repl code block and did not set Final. Write code, or finish
 with FINAL(answer).)"""

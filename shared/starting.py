@@ -6,19 +6,36 @@ bounded and defaulted in one place and the corpus is always stored before the st
 
 from __future__ import annotations
 
-import logging
-
 from shared.budget import Budget
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.corpus import CorpusIndex, load_index, render_documents, save_corpus
-from shared.models import CorpusSource, QueryRequest
+from shared.models import CorpusSource, QueryOptions, QueryRequest
 from shared.payloads import TextRef
 from shared.step_models import QUESTION_INLINE, RlmTask
 from shared.storage.base import BlobStore
 from shared.telemetry.context import TraceParent, start_trace
 
-log = logging.getLogger(__name__)
+
+class UnpricedModels(ValueError):
+    """A cost budget over models the price table cannot price: their calls would count as free."""
+
+    def __init__(self, models: list[str]) -> None:
+        super().__init__(
+            f"max_cost needs a price in RLM_PRICES for every model the query may use; there is none for {', '.join(models)}"
+        )
+        self.models = models
+
+
+def check_cost_budget(options: QueryOptions, settings: Settings) -> None:
+    """Refuse a cost budget under which some model the query may use (root, sub, allowed) has no price.
+
+    Raises UnpricedModels naming them.
+    """
+    if (options.max_cost or settings.max_cost) is None:
+        return
+    if unpriced := settings.unpriced(options.root_model or settings.root_model, options.sub_model or settings.sub_model):
+        raise UnpricedModels(unpriced)
 
 
 def store_request_corpus(request: CorpusSource, store: BlobStore) -> str:
@@ -50,17 +67,18 @@ def register_corpus(store: BlobStore, corpus_id: str) -> CorpusIndex:
 def root_task(
     request: QueryRequest, instance_id: str, settings: Settings, store: BlobStore, trace: TraceParent | None = None
 ) -> RlmTask:
-    """The root's task; its trace is `trace` (an incoming request's), else one started here."""
+    """The root's task; its trace is `trace` (an incoming request's), else one started here.
+
+    Raises CorpusError for an unknown corpus id, UnpricedModels for a cost budget it cannot count.
+    """
     options = request.options
+    check_cost_budget(options, settings)
     root_model, sub_model = options.root_model or settings.root_model, options.sub_model or settings.sub_model
     budget = Budget(
         tokens=options.max_tokens or settings.max_tokens,
         cost=options.max_cost or settings.max_cost,
         deadline_seconds=options.deadline_seconds or settings.deadline_seconds,
     )
-    unpriced = sorted({root_model, sub_model, *settings.allowed_models} - settings.prices.keys())
-    if budget.cost is not None and unpriced:
-        log.warning("query %s has a cost budget but RLM_PRICES has no price for %s: their calls count as free", instance_id, unpriced)
     return RlmTask(
         question=TextRef.of(request.question, store, limit=QUESTION_INLINE),
         corpus_id=store_request_corpus(request, store),

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.config import Settings
 from shared.corpus import CorpusIndex, load_index, save_corpus
-from shared.llm import CopilotModel, ModelError, ModelReply, get_model, open_ahead
+from shared.llm import ModelError, ModelReply, get_model, open_ahead
 from shared.models import CellResult, QueryResult, Source, TokenUsage
 from shared.payloads import TextRef
 from shared.prompts import LEAF_SYSTEM_PROMPT, render_leaf_message, render_root_request
@@ -63,9 +63,6 @@ class Parts:
         store = make_store(settings)
         return cls(settings=settings, store=store, traces=TraceStore(store), executor=make_executor(settings, store))
 
-    async def model(self) -> CopilotModel:
-        return await get_model(self.settings)
-
     def usage_of(self, reply: ModelReply, model: str) -> TokenUsage:
         """One call's usage, priced from the table for the model asked for (else the one that answered)."""
         usage = TokenUsage(
@@ -81,6 +78,16 @@ class Parts:
     def model_call(self, model: str) -> contextlib.AbstractContextManager[spans.ModelCall]:
         """The span and metrics of one call to `model` at the configured provider."""
         return spans.model_call(self.settings.model_provider, model, self.settings.model_base_url)
+
+    async def chat(self, model: str, system: str, prompt: str) -> tuple[ModelReply, TokenUsage]:
+        """One chat call, the way every part of the app makes one: inside its span, within the
+        configured timeout, its usage priced."""
+        client = await get_model(self.settings)
+        with self.model_call(model) as call:
+            reply = await client.complete(model=model, system=system, prompt=prompt, timeout=self.settings.model_timeout_seconds)
+            usage = self.usage_of(reply, model)
+            call.record(reply.model, usage)
+        return reply, usage
 
 
 async def reserve_sandbox(p: StepInput, parts: Parts) -> None:
@@ -142,16 +149,10 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
         section_count=p.section_count,
         iteration=p.iteration,
         max_iterations=p.task.max_iterations,
-        turns=turns_from_steps([s for s in earlier if s.step < p.step], p.task.truncate_chars),
+        turns=turns_from_steps([s for s in earlier if s.step < p.step], p.task.truncate_chars, p.forced),
         forced=p.forced,
     )
-    model = await parts.model()
-    with parts.model_call(p.task.model) as call:
-        reply = await model.complete(
-            model=p.task.model, system=request.system, prompt=request.prompt, timeout=parts.settings.model_timeout_seconds
-        )
-        usage = parts.usage_of(reply, p.task.model)
-        call.record(reply.model, usage)
+    reply, usage = await parts.chat(p.task.model, request.system, request.prompt)
     parsed = ParsedReply(final_text=reply.text) if p.forced else parse_reply(reply.text)
     record = StepRecord(
         instance_id=p.instance_id,
@@ -231,14 +232,8 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     model_name = p.model or p.task.sub_model
     error = None
     try:
-        model = await parts.model()
-        with parts.model_call(model_name) as call:
-            reply = await model.complete(
-                model=model_name, system=LEAF_SYSTEM_PROMPT, prompt=prompt, timeout=parts.settings.model_timeout_seconds
-            )
-            text = reply.text
-            usage = parts.usage_of(reply, model_name)
-            call.record(reply.model, usage)
+        reply, usage = await parts.chat(model_name, LEAF_SYSTEM_PROMPT, prompt)
+        text = reply.text
     except ModelError as exc:
         log.warning("leaf instance=%s request=%s failed: %s", p.instance_id, p.request_id, exc)
         error = str(exc)
@@ -254,6 +249,7 @@ async def leaf_query(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
         prompt=prompt,
         reply=text,
         usage=usage,
+        request_id=p.request_id,
         error=error,
     )
     await asyncio.to_thread(parts.traces.write_step, p.task.root_id, record)

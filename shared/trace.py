@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, computed_field
 
 from shared.models import CellResult, ForcedReason, QueryResult, TokenUsage
-from shared.prompts import Turn
+from shared.prompts import Turn, not_run_note
 from shared.protocol import truncate_output
 from shared.storage.base import BlobNotFound, BlobStore
 
@@ -73,6 +73,9 @@ class StepRecord(BaseModel):
     cell: CellResult | None = None
     answers: dict[str, str] = Field(default_factory=dict)
     children: dict[str, str] = Field(default_factory=dict)
+    # A leaf step answers one pending request of its parent's cell: which one, so a
+    # reader of the trace can tell the siblings of a fan-out apart.
+    request_id: str | None = None
     retrieval: RetrievalDetail | None = None
     error: str | None = None
 
@@ -147,8 +150,12 @@ class TraceStore:
         return [StepRecord.model_validate_json(self.store.get_bytes(self.container, prefix + n)) for n in steps]
 
 
-def turns_from_steps(steps: list[StepRecord], truncate_chars: int) -> list[Turn]:
-    """The model's view of past iterations: each reply, then the notes on it and the cell's last output, cut."""
+def turns_from_steps(steps: list[StepRecord], truncate_chars: int, spent: ForcedReason | None = None) -> list[Turn]:
+    """The model's view of past iterations: each reply, then the notes on it and the cell's last output, cut.
+
+    A cell whose last record is still suspended was left waiting when the budget ran out
+    (`spent` says which): the model sees what it printed so far and that its requests were not run.
+    """
     turns: dict[int, Turn] = {}
     notes: dict[int, list[str]] = {}
     for record in steps:
@@ -156,9 +163,10 @@ def turns_from_steps(steps: list[StepRecord], truncate_chars: int) -> list[Turn]
             turns[record.iteration] = Turn(reply=record.reply or "", output=None)
             notes[record.iteration] = record.notes
         elif record.kind in ("execute", "resume") and record.cell and record.iteration in turns:
-            if record.cell.status != "suspended":
-                view = cell_view(record.cell, truncate_chars)
-                turns[record.iteration] = Turn(turns[record.iteration].reply, "\n".join([*notes[record.iteration], view]))
+            view = cell_view(record.cell, truncate_chars)
+            if record.cell.status == "suspended":
+                view = view.rstrip("\n") + "\n" + not_run_note([r.kind for r in record.cell.pending], spent)
+            turns[record.iteration] = Turn(turns[record.iteration].reply, "\n".join([*notes[record.iteration], view]))
     return [turns[i] for i in sorted(turns)]
 
 

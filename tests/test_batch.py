@@ -153,12 +153,13 @@ def test_bad_messages_go_to_poison_with_a_reason_and_start_nothing(rlm_env: Path
         "not json": "{questions: oops",
         "invalid": json.dumps({"corpus": "## a\nalpha", "questions": [], "options": {"max_depth": 99}}),
         "unknown corpus": json.dumps({"corpus_id": "0" * 64, "questions": ["Anything?"]}),
+        "unpriced budget": json.dumps({"corpus": "## a\nalpha", "questions": ["Anything?"], "options": {"max_cost": 1}}),
     }
 
     async def body(host):
         for text in bad.values():
             host.enqueue("rlm-batch", text)
-        poison = await until(lambda: len(host.queue_messages("rlm-batch-poison")) == 3 and host.queue_messages("rlm-batch-poison"))
+        poison = await until(lambda: len(host.queue_messages("rlm-batch-poison")) == 4 and host.queue_messages("rlm-batch-poison"))
         return [json.loads(p) for p in poison], host.queue_messages("rlm-batch"), await host.list_instances()
 
     poison, left, instances = with_host(rlm_env, body)
@@ -169,6 +170,7 @@ def test_bad_messages_go_to_poison_with_a_reason_and_start_nothing(rlm_env: Path
     assert invalid["reason"] == "the message is not a valid batch request"
     assert {d["field"] for d in invalid["details"]} >= {"questions", "options.max_depth"}
     assert by_message[bad["unknown corpus"]]["reason"] == f"no stored corpus with id {'0' * 64}"
+    assert by_message[bad["unpriced budget"]]["reason"].endswith("there is none for gpt-5-4-mini")
     assert left == [] and instances == [] and not model_server.calls
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from shared.grading import JUDGE_SYSTEM_PROMPT
 from shared.prompts import ROOT_SYSTEM_PROMPT
-from tests.support.model_server import ModelServer, ScriptedRequest
+from tests.support.model_server import ModelServer, RecordedCall, ScriptedRequest, count_tokens
 from tests.support.retrieval import CODE, is_answer, is_rewrite, needle_documents
 from tests.support.rlm import question_of, repl
 from tests.test_cli import cli_env
@@ -55,10 +55,20 @@ def script(request: ScriptedRequest) -> str:
     return repl(RLM_CODE[question_of(request)])
 
 
+# Chat and embedding calls priced per million tokens; the embedding model by its input alone.
+PRICES = {"gpt-5-4-mini": {"input": 1.0, "output": 4.0}, "text-embedding-3-small": {"input": 0.5}}
+
+
 def run_cli(tmp_path: Path, server: ModelServer, *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "devhost", *args, "--state-dir", str(tmp_path / "state")]
     env = cli_env(tmp_path, server) | {"PYTHONPATH": str(ROOT), "COLUMNS": "200"}  # tables unwrapped
+    env["RLM_PRICES"] = json.dumps(PRICES)
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=280)
+
+
+def chat_cost(call: RecordedCall) -> float:
+    assert call.usage is not None
+    return (call.usage["prompt_tokens"] * 1.0 + call.usage["completion_tokens"] * 4.0) / 1_000_000
 
 
 def write_corpus(tmp_path: Path) -> Path:
@@ -100,10 +110,26 @@ def test_batch_summary_scores_each_strategy_as_computed_by_hand(tmp_path: Path, 
     rows = [json.loads(line) for line in (tmp_path / "state/data/results/five-ways.jsonl").read_text().splitlines()]
     assert [(r["id"], r["strategy"]) for r in rows[:5]] == [("code", s) for s in STRATEGIES]
     assert rows[1]["instance_id"] == "batch-five-ways-1-keyword" and rows[1]["judge"]["relevance"] == 5
+    # Each strategy's cost is what its rows' calls cost; the question embeddings count for the
+    # vector strategies (keyword makes the same two chat calls, and no more).
+    for name in STRATEGIES:
+        assert per[name]["cost"] == pytest.approx(sum(r["usage"]["cost"] for r in rows if r["strategy"] == name)), name
+    assert summary["cost"] == pytest.approx(sum(s["cost"] for s in per.values()))
+    assert summary["judge_usage"]["model_calls"] == 30
+    assert summary["judge_usage"]["cost"] == pytest.approx(sum(map(chat_cost, judged)))
+    # All of it, and the index build, is every call the server answered.
+    embedded = sum(count_tokens(text) for call in model_server.embedding_calls for text in call.inputs) * 0.5 / 1_000_000
+    chats = [c for c in model_server.calls if c.status == 200]
+    spent = summary["cost"] + summary["judge_usage"]["cost"] + summary["index_usage"]["cost"]
+    assert spent == pytest.approx(sum(map(chat_cost, chats)) + embedded)
+    assert summary["index_usage"]["model_calls"] >= 1 and summary["index_usage"]["cost"] > 0
 
     table = run_cli(tmp_path, model_server, "batch", "--batch-id", "five-ways")  # reads the stored summary
     assert table.returncode == 0, table.stderr
     assert "Per strategy" in table.stdout and "agentic" in table.stdout and "F1 0.29" in table.stdout
+    assert re.search(r"judge\s+30 calls \(\d+ tokens, cost [0-9.e-]+\)", table.stdout), table.stdout
+    keyword_line = next(line for line in table.stdout.splitlines() if line.strip("│ ").startswith("keyword"))
+    assert f"{per['keyword']['cost']:.3g}" in keyword_line
 
 
 def test_cli_compare_prints_the_strategies_side_by_side(tmp_path: Path, model_server: ModelServer) -> None:
@@ -120,5 +146,7 @@ def test_cli_compare_prints_the_strategies_side_by_side(tmp_path: Path, model_se
     shown = run_cli(tmp_path, model_server, "compare", "--compare-id", "count-reports")
     assert shown.returncode == 0, shown.stderr
     assert "39 field reports." in shown.stdout and "Not stated." in shown.stdout and "keyword" in shown.stdout
+    assert f"Total cost (strategies, index build and judge): {result['cost']:.3g}" in shown.stdout
+    assert all(f"{r['cost']:.3g}" in shown.stdout for r in result["strategies"])
     bad = run_cli(tmp_path, model_server, "compare", "--corpus", str(corpus), "--question", "q", "--strategies", "rlm,bm25")
     assert bad.returncode == 2 and "strategies" in bad.stderr

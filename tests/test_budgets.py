@@ -17,6 +17,7 @@ from rlm_activities import services
 from shared.budget import CHILD_TIME_SHARE, Budget
 from shared.loop import run_local
 from shared.models import QueryRequest, QueryResult, TokenUsage
+from shared.prompts import NO_CODE_NUDGE
 from shared.steps import Parts
 from shared.trace import trace_tree
 from tests.support.model_server import ModelServer, ScriptedRequest
@@ -219,3 +220,31 @@ def test_waves_after_the_budget_ran_out_are_not_run_and_the_cell_is_told(
     assert len(forced) == 1
     printed = "['a long read', 'a long read', \"[llm_query was not run: The query's token budget is spent.]\", "
     assert printed in forced[0].system  # the cell finished with the answers it got, and the model saw it
+
+
+def test_a_cell_that_asks_again_after_its_not_run_answer_is_shown_stopped(rlm_env: Path, model_server: ModelServer) -> None:
+    """Once the budget is spent, a cell's requests get one "not run" answer; one that asks again
+    is left waiting, and the forced call says so instead of asking for a code block."""
+
+    def script(request: ScriptedRequest) -> str:
+        if is_leaf(request):
+            return "a long read"
+        if is_forced(request):
+            return "what the first one said"
+        return repl(
+            "print('reading')\nfirst = llm_query(context[:20000])\nsecond = llm_query('again?')\n"
+            "third = llm_query('and again?')\nprint(first, second, third)"
+        )
+
+    model_server.set_script(script)
+    status, _ = asyncio.run(run_query(rlm_env, question="thrice", corpus=filler_corpus(30_000), options={"max_tokens": 5000}))
+    result = QueryResult.model_validate(status.output)
+    assert result.forced and result.forced_reason == "tokens" and result.answer == "what the first one said"
+    assert len([c for c in model_server.calls if is_leaf(c.request)]) == 1  # the others were never run
+    (forced,) = [c.request for c in model_server.calls if is_forced(c.request)]
+    shown = forced.system.split("--- Iteration 1: REPL output ---\n", 1)[1]
+    assert shown.startswith("reading\n[the cell was stopped while it waited on 1 more request(s) (llm_query), which were not run: "
+                            "The query's token budget is spent. No more code will run; answer now")  # fmt: skip
+    assert NO_CODE_NUDGE not in forced.system
+    root = trace_tree(services.traces(), result.instance_id)
+    assert root is not None and [s.cell.status for s in root.steps if s.cell] == ["suspended", "suspended", "suspended"]

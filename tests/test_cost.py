@@ -22,6 +22,7 @@ from shared.trace import trace_tree
 from tests.support.model_server import ModelServer, RecordedCall, ScriptedReply, ScriptedRequest
 from tests.support.rlm import filler_corpus, is_leaf, iteration_of, question_of, repl, run_query
 from tests.test_batch import batch_done, read_results, with_host
+from tests.test_http_api import serve_app
 
 pytestmark = pytest.mark.timeout(300)
 PRICES = {
@@ -171,3 +172,34 @@ def test_the_terminal_shows_cost_budgets_and_why_an_answer_was_forced() -> None:
     print_result(printed, result)
     text = printed.export_text()
     assert "forced when the cost budget ran out" in text and "930 tokens (600 cached), cost 0.0042" in text
+
+
+def test_a_cost_budget_over_an_unpriced_model_is_refused_naming_it(
+    priced: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rather than counting its calls as free: a 400 on every route that starts a query, and nothing started."""
+    monkeypatch.setenv("RLM_ALLOWED_MODELS", "big-m")
+    services.reset()
+    corpus = {"corpus": "## A\nalpha"}
+
+    async def send(client: Any) -> dict[str, Any]:
+        return {
+            "allowed": await client.post("/api/queries", json={"question": "q?", **corpus, "options": {"max_cost": 0.5}}),
+            "sub model": await client.post(
+                "/api/queries", json={"question": "q?", **corpus, "options": {"max_cost": 0.5, "sub_model": "other-m"}}
+            ),
+            "compare": await client.post("/api/compare", json={"question": "q?", **corpus, "options": {"max_cost": 0.5}}),
+            "batch": await client.post("/api/batches", json={"questions": ["q?"], **corpus, "options": {"max_cost": 0.5}}),
+            "listed": (await client.get("/api/queries")).json(),
+            "batches": (await client.get("/api/batches")).json(),
+        }
+
+    replies = serve_app(priced, send)
+    for route in ("allowed", "compare", "batch"):
+        reply = replies[route]
+        assert reply.status_code == 400, (route, reply.text)
+        assert reply.json()["error"].endswith("there is none for big-m"), route
+        assert reply.json()["details"] == [{"field": "options.max_cost", "problem": "RLM_PRICES has no price for big-m"}]
+    assert replies["sub model"].status_code == 400 and "none for big-m, other-m" in replies["sub model"].json()["error"]
+    assert replies["listed"] == {"queries": []} and replies["batches"] == {"batches": []}
+    assert not model_server.calls

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pathspec
 import pytest
 from pycep import BicepParser
 from pydantic import AliasChoices
@@ -346,8 +347,20 @@ def test_copilot_cli_path_matches_the_packaging_hook() -> None:
     cli_path = bicep_app_settings()["COPILOT_CLI_PATH"]
     package_root = parse(MODULES / "functionapp.bicep")["variables"]["packageRoot"]["value"]
     assert cli_path.replace("${packageRoot}", package_root) == f"/home/site/wwwroot/{target.group(1)}"
-    ignored = (ROOT / ".funcignore").read_text(encoding="utf-8").split()
-    assert not any(target.group(1).startswith(p.rstrip("/*")) for p in ignored), ".funcignore drops the CLI"
+    assert not packaging_ignores().match_file(target.group(1)), ".funcignore drops the CLI"
+
+
+def packaging_ignores() -> pathspec.GitIgnoreSpec:
+    """What azd leaves out of the app package: .funcignore, read with gitignore rules as azd does."""
+    return pathspec.GitIgnoreSpec.from_lines((ROOT / ".funcignore").read_text(encoding="utf-8").splitlines())
+
+
+def test_the_package_ships_the_built_web_ui_and_not_its_source() -> None:
+    ignored = packaging_ignores()
+    assert not ignored.match_file("ui/dist/index.html") and not ignored.match_file("ui/dist/assets/index-0a1b2c.js")
+    assert all(ignored.match_file(p) for p in ("ui/src/main.tsx", "ui/package.json", "ui/node_modules/preact/package.json"))
+    hook = (ROOT / "infra" / "hooks" / "prepackage.sh").read_text(encoding="utf-8")
+    assert "npm --prefix ui ci" in hook and "npm --prefix ui run build" in hook, "the prepackage hook does not build the web UI"
 
 
 # --- role assignments -------------------------------------------------------------------

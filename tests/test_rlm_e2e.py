@@ -106,6 +106,10 @@ def test_depth_bound_makes_leaf_calls_at_max_depth(rlm_env: Path, model_server: 
     leaf_calls = [c for c in model_server.calls if is_leaf(c.request)]
     assert len(leaf_calls) == 1 and "bottom question" in leaf_calls[0].request.prompt
     assert result.usage["2"].model_calls == 1
+    # The leaf's trace record names the request it answered, so readers can place it.
+    child = TraceStore(services.store()).steps(result.instance_id, f"{result.instance_id}-1-0")
+    suspended = next(s for s in child if s.cell is not None and s.cell.status == "suspended")
+    assert [s.request_id for s in child if s.kind == "leaf"] == [p.id for p in suspended.cell.pending]
 
 
 def test_iteration_limit_forces_an_answer(rlm_env: Path, model_server: ModelServer) -> None:

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# azd prepackage hook: put the Linux x64 Copilot CLI runtime at bin/copilot in the app package.
-# The Copilot SDK drives this binary (COPILOT_CLI_PATH); Flex Consumption has no npm at run time
-# and the SDK must not download it (COPILOT_SKIP_CLI_DOWNLOAD=1), so it ships inside the package.
-# The version is the one pinned in package.json, so Azure runs what the tests ran.
+# azd prepackage hook: build the web UI into ui/dist, and put the Linux x64 Copilot CLI runtime
+# at bin/copilot in the app package.
+# The function app serves ui/dist itself (rlm_activities/web_ui.py); .funcignore ships the build,
+# not the source. The Copilot SDK drives the CLI binary (COPILOT_CLI_PATH); Flex Consumption has
+# no npm at run time and the SDK must not download it (COPILOT_SKIP_CLI_DOWNLOAD=1), so it ships
+# inside the package. The version is the one pinned in package.json, so Azure runs what the tests ran.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+
+echo "prepackage: building the web UI (ui/dist)"
+npm --prefix ui ci --no-audit --no-fund --loglevel=error
+npm --prefix ui run build
 
 pkg="@github/copilot-linux-x64"
 version="$(node -p "require('./package.json').dependencies['$pkg']")"

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from shared.config import Settings
 from shared.llm import AZURE_SCOPE, ModelError, ModelNotConfigured
 from shared.models import TokenUsage
+from shared.telemetry import spans
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -50,6 +51,7 @@ class _Usage(BaseModel):
 
 class _Response(BaseModel):
     data: list[_Item]
+    model: str | None = None
     usage: _Usage | None = None
 
 
@@ -121,19 +123,25 @@ class EmbeddingClient:
         timeout = httpx.Timeout(self.settings.model_timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS)
         async with httpx.AsyncClient(timeout=timeout, transport=self._transport) as http:
 
-            async def one(batch: list[str]) -> tuple[list[list[float]], int]:
+            async def one(batch: list[str]) -> tuple[list[list[float]], TokenUsage]:
                 async with gate:
-                    return await self._request(http, batch)
+                    with spans.model_call(self.settings.model_provider, self.model, self.url, "embeddings") as call:
+                        vectors, response_model, tokens = await self._request(http, batch)
+                        # Priced like every other call: an embedding model by its input tokens.
+                        usage = TokenUsage(model_calls=1, prompt_tokens=tokens).priced(self.settings.prices.get(self.model))
+                        call.record(response_model, usage)
+                    return vectors, usage
 
             results = await asyncio.gather(*(one(b) for b in batches))
         rows = [row for vectors, _ in results for row in vectors]
         dims = {len(r) for r in rows}
         if len(dims) != 1:
             raise EmbeddingError(f"{self.url} returned embeddings of different sizes {sorted(dims)}")
-        usage = TokenUsage(model_calls=len(batches), prompt_tokens=sum(tokens for _, tokens in results))
+        usage = sum((used for _, used in results), TokenUsage())
         return Embedded(vectors=_unit_rows(np.asarray(rows, dtype=np.float32)), usage=usage)
 
-    async def _request(self, http: httpx.AsyncClient, batch: list[str]) -> tuple[list[list[float]], int]:
+    async def _request(self, http: httpx.AsyncClient, batch: list[str]) -> tuple[list[list[float]], str, int]:
+        """One batch's embeddings in input order, the model that made them, and its input tokens."""
         where = f"embeddings model {self.model!r} at {self.url}"
         body = {"model": self.model, "input": batch, "encoding_format": "float"}
         for attempt in range(1, ATTEMPTS + 1):
@@ -162,7 +170,8 @@ class EmbeddingClient:
             if len(parsed.data) != len(batch):
                 raise EmbeddingError(f"{where} returned {len(parsed.data)} embeddings for {len(batch)} inputs")
             ordered = sorted(parsed.data, key=lambda item: item.index)
-            return [item.embedding for item in ordered], parsed.usage.prompt_tokens if parsed.usage else 0
+            tokens = parsed.usage.prompt_tokens if parsed.usage else 0
+            return [item.embedding for item in ordered], parsed.model or self.model, tokens
         raise AssertionError("unreachable")
 
 

@@ -28,12 +28,19 @@ from shared.retrieval.steps import STEPS, RetrievalParts
 from shared.starting import store_request_corpus
 from shared.step_models import QUESTION_INLINE, Progress
 from shared.storage.base import BlobStore
+from shared.telemetry.context import TraceParent
 
 
 def strategy_task(
-    request: QueryRequest, strategy: Baseline, instance_id: str, settings: Settings, store: BlobStore
+    request: QueryRequest,
+    strategy: Baseline,
+    instance_id: str,
+    settings: Settings,
+    store: BlobStore,
+    trace: TraceParent | None = None,
 ) -> StrategyTask:
-    """A baseline's input from the same QueryRequest an RLM query takes."""
+    """A baseline's input from the same QueryRequest an RLM query takes; in the trace `trace`
+    (a comparison's), else in one of its own."""
     options = request.options
     return StrategyTask(
         strategy=strategy,
@@ -44,6 +51,7 @@ def strategy_task(
         max_rounds=settings.agentic_max_rounds if strategy == "agentic" else 1,
         model=options.root_model or settings.root_model,
         rewrite_model=options.sub_model or settings.sub_model,
+        trace=trace,
     )
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from shared.models import Source, TokenUsage
 from shared.payloads import TextRef
+from shared.telemetry.context import TraceParent
 
 Strategy = Literal["rlm", "keyword", "vector", "hybrid", "agentic"]
 Baseline = Literal["keyword", "vector", "hybrid", "agentic"]
@@ -36,6 +37,11 @@ class StrategyTask(BaseModel):
     max_rounds: int = Field(ge=1)
     model: str
     rewrite_model: str
+    trace: TraceParent | None = None  # a comparison's trace; else the baseline's own
+
+    @property
+    def trace_parent(self) -> TraceParent:
+        return self.trace or TraceParent.of_root(self.root_id)
 
 
 class StrategyStep(BaseModel):
@@ -102,3 +108,4 @@ class PrepareInput(BaseModel):
 
     corpus_id: str
     strategies: list[Strategy]
+    trace: TraceParent | None = None  # the span of the comparison (or batch) it builds for

@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.config import Settings
 from shared.corpus import load_index
-from shared.llm import CopilotModel, get_model
+from shared.llm import ModelReply
 from shared.models import QueryResult, Source, TokenUsage
 from shared.payloads import TextRef
 from shared.retrieval.indexes import RetrievalIndexes
@@ -38,6 +38,8 @@ from shared.retrieval.prompts import (
 )
 from shared.steps import RESULT_ANSWER_INLINE, Parts
 from shared.storage import BlobStore
+from shared.telemetry import spans
+from shared.telemetry.spans import traced
 from shared.trace import InstanceMeta, RetrievalDetail, RetrievedPassage, StepRecord, TraceStore, utcnow
 
 log = logging.getLogger("rlm.steps")
@@ -45,19 +47,29 @@ log = logging.getLogger("rlm.steps")
 
 @dataclass(frozen=True)
 class RetrievalParts:
-    """The long-lived things the baselines use; one set per worker process."""
+    """The long-lived things the baselines use (the RLM's, and the indexes); one set per worker process."""
 
-    settings: Settings
-    store: BlobStore
-    traces: TraceStore
+    parts: Parts
     indexes: RetrievalIndexes
 
     @classmethod
     def from_parts(cls, parts: Parts) -> RetrievalParts:
-        return cls(parts.settings, parts.store, parts.traces, RetrievalIndexes(parts.settings, parts.store))
+        return cls(parts, RetrievalIndexes(parts.settings, parts.store))
 
-    async def model(self) -> CopilotModel:
-        return await get_model(self.settings)
+    @property
+    def settings(self) -> Settings:
+        return self.parts.settings
+
+    @property
+    def store(self) -> BlobStore:
+        return self.parts.store
+
+    @property
+    def traces(self) -> TraceStore:
+        return self.parts.traces
+
+    async def chat(self, model: str, system: str, prompt: str) -> tuple[ModelReply, TokenUsage]:
+        return await self.parts.chat(model, system, prompt)
 
 
 def _hits(passages: list[Passage], scores: dict[int, float]) -> list[RetrievedPassage]:
@@ -69,9 +81,12 @@ def _hits(passages: list[Passage], scores: dict[int, float]) -> list[RetrievedPa
 async def prepare_indexes(payload: dict[str, Any], parts: RetrievalParts) -> dict[str, Any]:
     """Build the indexes the strategies need, before many queries search them at once."""
     p = PrepareInput.model_validate(payload)
-    return (await parts.indexes.ensure(p.corpus_id, p.strategies)).model_dump()
+    parent = int(p.trace.parent_span_id, 16) if p.trace and p.trace.parent_span_id else None
+    with spans.step_span("index", p.trace, parent, {"rlm.corpus_id": p.corpus_id}):
+        return (await parts.indexes.ensure(p.corpus_id, p.strategies)).model_dump()
 
 
+@traced("index")
 async def index_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[str, Any]:
     """Register the instance in the trace and make sure its indexes exist."""
     p = StrategyStep.model_validate(payload)
@@ -94,6 +109,7 @@ async def index_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[str
     return output.model_dump()
 
 
+@traced("retrieve")
 async def search_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[str, Any]:
     """One retrieval: the query's best passages by the strategy's search."""
     p = SearchInput.model_validate(payload)
@@ -112,6 +128,7 @@ async def search_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[st
     return SearchOutput(hits=[passage.id for passage in found], usage=usage).model_dump()
 
 
+@traced("rewrite")
 async def rewrite_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[str, Any]:
     """Agentic retrieval: the model reads what was found and asks for another search, or stops."""
     p = RewriteInput.model_validate(payload)
@@ -119,9 +136,7 @@ async def rewrite_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[s
     question = await asyncio.to_thread(p.task.question.resolve, parts.store)
     found = await asyncio.to_thread(parts.indexes.passage_index(p.task.corpus_id).passages, p.passages)
     prompt = render_rewrite_message(question, [question, *p.queries], found)
-    model = await parts.model()
-    reply = await model.complete(model=p.task.rewrite_model, system=REWRITE_SYSTEM_PROMPT, prompt=prompt)
-    usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+    reply, usage = await parts.chat(p.task.rewrite_model, REWRITE_SYSTEM_PROMPT, prompt)
     query = parse_rewrite(reply.text, [question, *p.queries])
     record = StepRecord(
         instance_id=p.instance_id, step=p.step, iteration=p.round, kind="rewrite", started_at=started,
@@ -131,6 +146,7 @@ async def rewrite_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[s
     return RewriteOutput(query=query, usage=usage).model_dump()
 
 
+@traced("answer")
 async def answer_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[str, Any]:
     """The one model call that answers from the top passages; they are the answer's sources."""
     p = AnswerInput.model_validate(payload)
@@ -138,9 +154,7 @@ async def answer_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[st
     question = await asyncio.to_thread(p.task.question.resolve, parts.store)
     passages = await asyncio.to_thread(parts.indexes.passage_index(p.task.corpus_id).passages, p.passages)
     prompt = render_answer_message(question, passages)
-    model = await parts.model()
-    reply = await model.complete(model=p.task.model, system=ANSWER_SYSTEM_PROMPT, prompt=prompt)
-    usage = TokenUsage(model_calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+    reply, usage = await parts.chat(p.task.model, ANSWER_SYSTEM_PROMPT, prompt)
     record = StepRecord(
         instance_id=p.instance_id, step=p.step, iteration=p.round, kind="answer", started_at=started, model=p.task.model,
         prompt=prompt, reply=reply.text, usage=usage, retrieval=RetrievalDetail(hits=_hits(passages, {})),
@@ -153,6 +167,7 @@ async def answer_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[st
     return AnswerOutput(answer=answer, sources=sources, usage=usage).model_dump()
 
 
+@traced("finish")
 def finish_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[str, Any]:
     """Write the result beside the trace, in the same shape as an RLM query's."""
     p = StrategyFinishInput.model_validate(payload)
@@ -166,12 +181,15 @@ def finish_step(payload: dict[str, Any], parts: RetrievalParts) -> dict[str, Any
         iterations=p.rounds,
         sources=p.sources,
         usage=p.usage,
+        cost=sum(p.usage.values(), TokenUsage()).cost,
         duration_seconds=max(seconds, 0.0),
         instance_id=p.instance_id,
         trace=f"{parts.store.containers.traces}/{p.task.root_id}/",
+        trace_id=p.task.trace_parent.trace_id,
         error=p.error,
     )
     parts.traces.write_result(p.task.root_id, result)
+    spans.strategy_finished(p, result)
     log.info("finish instance=%s strategy=%s outcome=%s rounds=%d", p.instance_id, p.task.strategy, p.outcome, p.rounds)
     return result.model_dump()
 

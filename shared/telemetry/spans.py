@@ -1,11 +1,20 @@
 """The spans and metrics of a query tree, emitted by the steps (activities), never by the
 orchestrator, which is replayed:
 
-    invoke_agent rlm            a (sub-)query, emitted once by its finish step (SERVER: a request)
-      rlm.{step}                open, generate, execute, resume, leaf, finish (INTERNAL)
-        chat {model}            one model call, GenAI semantic conventions (CLIENT)
-        execute_tool repl       one cell run in the sandbox (INTERNAL)
-      invoke_agent rlm          each sub-query, a child of its parent query
+    invoke_workflow compare     a comparison, emitted once when its result is written (SERVER)
+      rlm.index                 the corpus's indexes built before the strategies run
+        embeddings {model}      one embeddings request (CLIENT)
+      rlm.judge                 the judge's pairwise preferences
+      invoke_agent rlm          a (sub-)query, emitted once by its finish step (SERVER: a request)
+        rlm.{step}              open, generate, execute, resume, leaf, finish, judge (INTERNAL)
+          chat {model}          one model call, GenAI semantic conventions (CLIENT)
+          execute_tool repl     one cell run in the sandbox (INTERNAL)
+        invoke_agent rlm        each sub-query, a child of its parent query
+      invoke_agent {baseline}   a retrieval baseline (keyword, vector, hybrid, agentic)
+        rlm.{step}              index, retrieve, rewrite, answer, finish, judge
+          chat / embeddings     its model calls
+
+A query started on its own (not by a comparison) is the root of its trace.
 
 Usage is read field by field from TokenUsage (whatever it holds: tokens, cached and reasoning
 tokens, cost), so the spans and metrics carry each new field without a change here.
@@ -19,7 +28,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import metrics
@@ -29,13 +38,13 @@ from opentelemetry.semconv.attributes import error_attributes, server_attributes
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, get_current_span
 from pydantic import BaseModel
 
-from shared.step_models import RlmTask
-from shared.telemetry.context import query_span_id, remote_parent
+from shared.telemetry.context import TraceParent, query_span_id, remote_parent
 from shared.telemetry.setup import SCOPE, chosen_ids, tracer
 
 if TYPE_CHECKING:
     from shared.models import CellResult, QueryResult, TokenUsage
-    from shared.step_models import FinishInput
+    from shared.retrieval.models import StrategyFinishInput
+    from shared.step_models import FinishInput, RlmTask
 
 AGENT_NAME = "rlm"
 QUERY_SPAN = f"invoke_agent {AGENT_NAME}"
@@ -94,20 +103,51 @@ model_cost = _meter.create_counter("rlm.model.cost", "{currency}", "Cost by mode
 Step = TypeVar("Step", bound=Callable[..., Any])
 
 
+class _TaskPlace(BaseModel):
+    """What every task (an RLM query's, a baseline's) says about its place in a trace."""
+
+    root_id: str
+    parent_id: str | None = None
+    depth: int = 0
+    strategy: str | None = None
+    trace: TraceParent | None = None
+
+    @property
+    def trace_parent(self) -> TraceParent:
+        return self.trace or TraceParent.of_root(self.root_id)
+
+
 class _StepPlace(BaseModel):
     """Where a step's payload puts it in the tree (every step payload has these)."""
 
-    task: RlmTask
+    task: _TaskPlace
     instance_id: str
     step: int | None = None
     iteration: int | None = None
+    round: int | None = None
 
 
-def _query_attributes(task: RlmTask, instance_id: str) -> dict[str, Any]:
+def _query_attributes(task: RlmTask | _TaskPlace, instance_id: str) -> dict[str, Any]:
     attributes: dict[str, Any] = {"rlm.root_id": task.root_id, "rlm.instance_id": instance_id, "rlm.depth": task.depth}
     if task.parent_id:
         attributes["rlm.parent_id"] = task.parent_id
+    if strategy := getattr(task, "strategy", None):
+        attributes["rlm.strategy"] = strategy
     return attributes
+
+
+def step_span(
+    kind: str, trace_parent: TraceParent | None, parent_span_id: int | None, attributes: dict[str, Any]
+) -> contextlib.AbstractContextManager[Span]:
+    """An `rlm.{kind}` span under a span emitted (or still to be emitted) by another step; with
+    no parent, the root of a trace of its own."""
+    if trace_parent is None or parent_span_id is None:
+        return tracer().start_as_current_span(f"rlm.{kind}", context=Context(), attributes=attributes)
+    parent = remote_parent(trace_parent, parent_span_id)
+    # The span this runs in (the Functions host's invocation, in Azure) belongs to another trace: link it.
+    invocation = get_current_span().get_span_context()
+    links = [Link(invocation)] if invocation.is_valid else []
+    return tracer().start_as_current_span(f"rlm.{kind}", context=parent, attributes=attributes, links=links)
 
 
 def traced(kind: str) -> Callable[[Step], Step]:
@@ -116,15 +156,11 @@ def traced(kind: str) -> Callable[[Step], Step]:
     def wrap(step: Step) -> Step:
         def start(payload: dict[str, Any]) -> contextlib.AbstractContextManager[Span]:
             place = _StepPlace.model_validate(payload)
-            task = place.task
-            attributes = _query_attributes(task, place.instance_id)
-            attributes |= {f"rlm.{k}": v for k, v in (("step", place.step), ("iteration", place.iteration)) if v is not None}
-            trace_parent = task.trace_parent
-            parent = remote_parent(trace_parent, query_span_id(trace_parent.trace_id, place.instance_id))
-            # The span this runs in (the Functions host's invocation, in Azure) belongs to another trace: link it.
-            invocation = get_current_span().get_span_context()
-            links = [Link(invocation)] if invocation.is_valid else []
-            return tracer().start_as_current_span(f"rlm.{kind}", context=parent, attributes=attributes, links=links)
+            attributes = _query_attributes(place.task, place.instance_id)
+            numbers = (("step", place.step), ("iteration", place.iteration), ("round", place.round))
+            attributes |= {f"rlm.{k}": v for k, v in numbers if v is not None}
+            trace_parent = place.task.trace_parent
+            return step_span(kind, trace_parent, query_span_id(trace_parent.trace_id, place.instance_id), attributes)
 
         if inspect.iscoroutinefunction(step):
 
@@ -180,11 +216,13 @@ _METRIC_KEYS = (
 
 
 @contextlib.contextmanager
-def model_call(provider: str | None, model: str, base_url: str | None) -> Iterator[ModelCall]:
-    """A `chat {model}` span around one model call, and its duration and token metrics."""
+def model_call(
+    provider: str | None, model: str, base_url: str | None, operation: Literal["chat", "embeddings"] = "chat"
+) -> Iterator[ModelCall]:
+    """A `{operation} {model}` span around one model call, and its duration and token metrics."""
     name = PROVIDERS.get(provider or "", provider or "unknown")
     attributes: dict[str, Any] = {
-        gen_ai.GEN_AI_OPERATION_NAME: "chat",
+        gen_ai.GEN_AI_OPERATION_NAME: operation,
         gen_ai.GEN_AI_PROVIDER_NAME: name,
         gen_ai.GEN_AI_SYSTEM: name,  # the older name, still what Application Insights types dependencies by
         gen_ai.GEN_AI_REQUEST_MODEL: model,
@@ -195,7 +233,7 @@ def model_call(provider: str | None, model: str, base_url: str | None) -> Iterat
         if address.port:
             attributes[server_attributes.SERVER_PORT] = address.port
     began = time.perf_counter()
-    with tracer().start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes) as span:
+    with tracer().start_as_current_span(f"{operation} {model}", kind=SpanKind.CLIENT, attributes=attributes) as span:
         call = ModelCall(span, attributes)
         try:
             yield call
@@ -256,38 +294,95 @@ def query_finished(finish: FinishInput, result: QueryResult) -> None:
     """Emit the (sub-)query's span, from its start in the orchestration to now, under the id
     its steps named as their parent; and the query metrics."""
     task = finish.task
-    trace_parent = task.trace_parent
-    trace_id = int(trace_parent.trace_id, 16)
-    parent_span = query_span_id(trace_parent.trace_id, task.parent_id) if task.parent_id else None
-    if parent_span is None and trace_parent.parent_span_id is not None:
-        parent_span = int(trace_parent.parent_span_id, 16)
-    # Given no parent, a span would take the current one (the finish step's): an empty context makes it a root.
-    parent = remote_parent(trace_parent, parent_span) if parent_span is not None else Context()
-    total = _total_usage(finish.usage)
-    attributes = _query_attributes(task, finish.instance_id) | {
-        gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent",
+    attributes = {
         gen_ai.GEN_AI_AGENT_NAME: AGENT_NAME,
-        gen_ai.GEN_AI_AGENT_ID: finish.instance_id,
-        gen_ai.GEN_AI_CONVERSATION_ID: task.root_id,
         gen_ai.GEN_AI_REQUEST_MODEL: task.model,
         "rlm.outcome": finish.outcome,
         "rlm.iterations": finish.iterations,
         "rlm.sub_queries": finish.sub_queries,
-        **(usage_attributes(total) if total is not None else {}),
     }
-    started = datetime.fromisoformat(finish.started_at)
-    with chosen_ids(trace_id, query_span_id(trace_parent.trace_id, finish.instance_id)):
-        span = tracer().start_span(
-            QUERY_SPAN, context=parent, kind=SpanKind.SERVER, attributes=attributes, start_time=_nanos(started)
-        )
-    if result.failed:
-        span.set_status(Status(StatusCode.ERROR, (result.error or "the query failed")[:200]))
-    span.end()
+    _agent_span(QUERY_SPAN, task, finish.instance_id, attributes, finish.usage, finish.started_at, result)
     outcome = {"rlm.depth": task.depth, "rlm.outcome": finish.outcome}
     queries_finished.add(1, outcome)
     query_duration.record(result.duration_seconds, outcome)
     query_iterations.record(finish.iterations, {"rlm.depth": task.depth})
     query_sub_queries.record(finish.sub_queries, {"rlm.depth": task.depth})
+
+
+def strategy_finished(finish: StrategyFinishInput, result: QueryResult) -> None:
+    """Emit a retrieval baseline's span, as `query_finished` does for an RLM query."""
+    task = finish.task
+    attributes = {
+        gen_ai.GEN_AI_AGENT_NAME: task.strategy,
+        gen_ai.GEN_AI_REQUEST_MODEL: task.model,
+        "rlm.outcome": finish.outcome,
+        "rlm.rounds": finish.rounds,
+        "rlm.sources": len(finish.sources),
+    }
+    place = _TaskPlace.model_validate(task.model_dump())
+    _agent_span(f"invoke_agent {task.strategy}", place, finish.instance_id, attributes, finish.usage, finish.started_at, result)
+
+
+def _agent_span(
+    name: str,
+    task: RlmTask | _TaskPlace,
+    instance_id: str,
+    attributes: dict[str, Any],
+    usage: dict[str, TokenUsage],
+    started_at: str,
+    result: QueryResult,
+) -> None:
+    """An agent's span under the id its steps named as their parent: a child of its parent
+    query, else of the span its trace started in (a comparison, a request), else a root."""
+    trace_parent = task.trace_parent
+    parent_span = query_span_id(trace_parent.trace_id, task.parent_id) if task.parent_id else None
+    if parent_span is None and trace_parent.parent_span_id is not None:
+        parent_span = int(trace_parent.parent_span_id, 16)
+    total = _total_usage(usage)
+    attributes = _query_attributes(task, instance_id) | {
+        gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent",
+        gen_ai.GEN_AI_AGENT_ID: instance_id,
+        gen_ai.GEN_AI_CONVERSATION_ID: task.root_id,
+        **attributes,
+        **(usage_attributes(total) if total is not None else {}),
+    }
+    failure = (result.error or "the query failed") if result.failed else None
+    _finished_span(name, trace_parent, parent_span, instance_id, attributes, started_at, failure)
+
+
+def workflow_finished(
+    workflow: str, trace_parent: TraceParent, workflow_id: str, attributes: dict[str, Any], started_at: str, usage: TokenUsage
+) -> None:
+    """Emit a workflow's span (a comparison): the parent its strategies' spans named."""
+    parent_span = int(trace_parent.parent_span_id, 16) if trace_parent.parent_span_id else None
+    attributes = {
+        gen_ai.GEN_AI_OPERATION_NAME: "invoke_workflow",
+        gen_ai.GEN_AI_WORKFLOW_NAME: workflow,
+        f"rlm.{workflow}_id": workflow_id,
+        **attributes,
+        **usage_attributes(usage),
+    }
+    _finished_span(f"invoke_workflow {workflow}", trace_parent, parent_span, workflow_id, attributes, started_at, None)
+
+
+def _finished_span(
+    name: str,
+    trace_parent: TraceParent,
+    parent_span: int | None,
+    owner_id: str,
+    attributes: dict[str, Any],
+    started_at: str,
+    failure: str | None,
+) -> None:
+    """A span from `started_at` to now, under the id `query_span_id` gives its owner."""
+    # Given no parent, a span would take the current one (the finish step's): an empty context makes it a root.
+    parent = remote_parent(trace_parent, parent_span) if parent_span is not None else Context()
+    started = datetime.fromisoformat(started_at)
+    with chosen_ids(int(trace_parent.trace_id, 16), query_span_id(trace_parent.trace_id, owner_id)):
+        span = tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes, start_time=_nanos(started))
+    if failure is not None:
+        span.set_status(Status(StatusCode.ERROR, failure[:200]))
+    span.end()
 
 
 def _total_usage(usage: dict[str, TokenUsage]) -> TokenUsage | None:
