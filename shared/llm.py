@@ -42,7 +42,6 @@ from copilot.session_events import (
 from pydantic import BaseModel
 
 from shared.config import Settings
-from shared.sessions_ahead import SessionsAhead
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
@@ -60,9 +59,6 @@ HTTP_STATUS = re.compile(r"\(HTTP (\d{3})\)|^(\d{3})\b")
 CONNECT_TIMEOUT_SECONDS = 5.0
 # A provider that answered this recently is not probed again before a call (only on failure).
 REACHED_FRESH_SECONDS = 60.0
-# Sessions opened ahead of a call: how long one waits to be claimed, and how many may wait.
-AHEAD_TTL_SECONDS = 60.0
-AHEAD_LIMIT = 64
 
 
 class ModelReply(BaseModel):
@@ -233,9 +229,6 @@ class CopilotModel:
         self._own_home = False
         self._start_lock = asyncio.Lock()
         self._cleanups: set[asyncio.Task[None]] = set()
-        self._ahead: SessionsAhead[tuple[CopilotClient, CopilotSession]] = SessionsAhead(
-            lambda opened: self._clean_up_later(*opened), ttl=AHEAD_TTL_SECONDS, limit=AHEAD_LIMIT
-        )
         self._azure_token = _AzureToken(credential)
         self._reached_at = -REACHED_FRESH_SECONDS  # monotonic time the provider last answered
 
@@ -279,7 +272,7 @@ class CopilotModel:
         limit = timeout if timeout is not None else self.settings.model_timeout_seconds
         where = f"model {model!r} at {self.settings.model_provider} provider {self.settings.model_base_url}"
         await self._check_reachable()
-        client, session = await self._session_for(model, system)
+        client, session = await self._open_session(model, system)
         usage: list[AssistantUsageData] = []
         transport_failed = asyncio.Event()
 
@@ -352,25 +345,6 @@ class CopilotModel:
             "check MODEL_BASE_URL and that the service is running"
         )
 
-    def open_ahead(self, *, model: str, system: str) -> None:
-        """Start opening the session of a call that will come with this system prompt, so the
-        call finds it open (shared.sessions_ahead). Best effort: if it cannot open, the call
-        opens its own and reports what is wrong."""
-        self._ahead.open((model, system), lambda: self._open_session(model, system))
-
-    async def _session_for(self, model: str, system: str) -> tuple[CopilotClient, CopilotSession]:
-        """The session opened ahead for this call if there is one (and its CLI still runs), else a new one."""
-        opening = self._ahead.claim((model, system))
-        if opening is not None:
-            try:
-                client, session = await opening
-            except Exception as exc:  # noqa: BLE001 - the call opens its own, which reports the problem
-                log.debug("a session opened ahead failed (%s); opening another", exc)
-            else:
-                if client is self._client:
-                    return client, session
-        return await self._open_session(model, system)
-
     async def _open_session(self, model: str, system: str) -> tuple[CopilotClient, CopilotSession]:
         """A fresh session; a CLI that died since the last call is replaced once, transparently."""
         restarted = False
@@ -435,8 +409,7 @@ class CopilotModel:
             log.debug("could not delete Copilot session %s: %s", session.session_id, exc)
 
     async def aclose(self) -> None:
-        """Close sessions opened ahead, finish pending session clean-ups, stop the CLI, remove a temp home."""
-        await self._ahead.close_all()
+        """Finish pending session clean-ups, stop the CLI, remove a temp home."""
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         async with self._start_lock:
@@ -516,11 +489,6 @@ def start_model(settings: Settings, then: Callable[[CopilotModel], None] | None 
     _starting.add(task)
     task.add_done_callback(_starting.discard)
 
-
-def open_ahead(settings: Settings, *, model: str, system: str) -> None:
-    """From a running step: open the session of a call that will come (starting the CLI if it
-    is not running yet), without waiting for either."""
-    start_model(settings, lambda started: started.open_ahead(model=model, system=system))
 
 
 async def close_models() -> None:

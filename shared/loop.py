@@ -123,9 +123,7 @@ class RlmLoop:
         if self.budget.deadline is not None:
             self.deadline = self.runtime.timer(self.budget.deadline)
         try:
-            if self.opened is None:
-                self.opened = OpenOutput.model_validate((yield from self._wait(self._step("open_session", 0))))
-            ended = yield from self._iterate(self.opened)
+            ended = yield from self._iterate()
             if ended is None:
                 self.runtime.continue_as_new(LoopInput(task=self.task.model_copy(update={"budget": self.budget}),
                                                        state=self._state()))  # fmt: skip
@@ -160,20 +158,17 @@ class RlmLoop:
             return result.model_dump()
         return SubAnswer(answer=result.answer_ref, failed=result.failed, usage=self.usage, sub_queries=self.sub_queries).model_dump()
 
-    def _iterate(self, opened: OpenOutput) -> Steps:
+    def _iterate(self) -> Steps:
         """(iterations, answer, outcome) once the query ends; None when this generation is
         full and the loop should continue as new before the next iteration."""
         for iteration in range(self.iteration + 1, self.task.max_iterations + 1):
             if (reason := self._spent()) is not None:
-                return (yield from self._force(iteration - 1, reason, opened))
+                return (yield from self._force(iteration - 1, reason))
             if self._generation_full():
                 return None
             self.iteration = iteration
-            self._report("generating", iteration)
-            code_step = self.step + 1
-            generated = GenerateOutput.model_validate(
-                (yield from self._wait(self._step("generate_step", iteration, **opened.model_dump())))
-            )
+            generated = GenerateOutput.model_validate((yield from self._generate(iteration, "generating")))
+            code_step = self.step
             self.last_call = generated.usage
             self._add_usage({str(self.task.depth): generated.usage})
             if not generated.has_code:
@@ -184,14 +179,25 @@ class RlmLoop:
             self.used_sections = summary.used_sections or self.used_sections
             if summary.final is not None:
                 return iteration, summary.final, "final"
-        return (yield from self._force(self.task.max_iterations, self._spent() or "iterations", opened))
+        return (yield from self._force(self.task.max_iterations, self._spent() or "iterations"))
 
-    def _force(self, iteration: int, reason: ForcedReason, opened: OpenOutput) -> Steps:
+    def _generate(self, iteration: int, phase: str, forced: ForcedReason | None = None) -> Steps:
+        """One model call. The first runs beside the session's opening (the sandbox starting,
+        the corpus loading), since it needs nothing from it; the code it writes waits for both."""
+        if self.opened is not None:
+            self._report(phase, iteration)
+            return (yield from self._wait(self._step("generate_step", iteration, opened=self.opened.model_dump(), forced=forced)))
+        self._report(phase, iteration, step=self.step + 2)  # the call's step; the opening's is the one before
+        opening = self._step("open_session", 0)
+        generating = self._step("generate_step", iteration, forced=forced)
+        opened, generated = yield from self._wait(self.runtime.all([opening, generating]))
+        self.opened = OpenOutput.model_validate(opened)
+        return generated
+
+    def _force(self, iteration: int, reason: ForcedReason) -> Steps:
         """One last call turns the transcript into the best answer it can."""
         self.forced_reason = reason
-        self._report("forcing an answer", iteration)
-        step = self._step("generate_step", iteration, forced=reason, **opened.model_dump())
-        forced = GenerateOutput.model_validate((yield from self._wait(step)))
+        forced = GenerateOutput.model_validate((yield from self._generate(iteration, "forcing an answer", reason)))
         self._add_usage({str(self.task.depth): forced.usage})
         return iteration, forced.final or TextRef(text=""), "forced"
 
@@ -344,8 +350,9 @@ class LocalRuntime:
     async def sub_query(self, task: RlmTask, instance_id: str) -> Any:
         return await drive(RlmLoop(LocalRuntime(self.parts, instance_id, self.on_progress), task).run())
 
-    async def all(self, work: list[Any]) -> list[Any]:
-        return list(await asyncio.gather(*work))
+    def all(self, work: list[Any]) -> asyncio.Future[list[Any]]:
+        """A future, not a coroutine: work raced with the deadline is awaited twice."""
+        return asyncio.gather(*work)
 
     def timer(self, fire_at: datetime) -> asyncio.Task[None]:
         return asyncio.ensure_future(asyncio.sleep(max((fire_at - self.now()).total_seconds(), 0.0)))

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from shared.budget import Budget
+from shared.corpus import CorpusIndex
 from shared.models import CellStatus, ForcedReason, RequestKind, TokenUsage
 from shared.payloads import TextRef
 from shared.telemetry.context import TraceParent
@@ -84,13 +85,18 @@ class StepInput(BaseModel):
 
 
 class OpenOutput(BaseModel):
+    """The corpus's size, as the model is told it."""
+
     context_chars: int
     section_count: int
+
+    @classmethod
+    def of(cls, index: CorpusIndex) -> OpenOutput:
+        return cls(context_chars=index.chars, section_count=len(index.sections))
 
 
 class GenerateInput(StepInput):
-    context_chars: int
-    section_count: int
+    opened: OpenOutput | None = None  # None for the first call, made while the session opens
     forced: ForcedReason | None = None  # why this call must answer without code
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.config import Settings
 from shared.corpus import CorpusIndex, load_index, save_corpus
-from shared.llm import ModelError, ModelReply, get_model, open_ahead
+from shared.llm import ModelError, ModelReply, get_model
 from shared.models import CellResult, QueryResult, Source, TokenUsage
 from shared.payloads import TextRef
 from shared.prompts import LEAF_SYSTEM_PROMPT, render_leaf_message, render_root_request
@@ -97,18 +97,12 @@ async def reserve_sandbox(p: StepInput, parts: Parts) -> None:
 
 @traced("open")
 async def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
-    """Start (or find) the sandbox session of an instance with its corpus loaded. The first
-    model call's request is known from here on, so its Copilot session opens (and the CLI
-    starts, if it has not) while the sandbox starts."""
+    """Start (or find) the sandbox session of an instance with its corpus loaded. The loop
+    runs it beside the first model call, which needs only the corpus's size."""
     p = StepInput.model_validate(payload)
     spans.query_started(p.task)
     await reserve_sandbox(p, parts)
     question, index = await asyncio.to_thread(_question_and_index, p, parts)
-    first = render_root_request(
-        question=question, context_chars=index.chars, section_count=len(index.sections), iteration=1,
-        max_iterations=p.task.max_iterations, turns=[],
-    )  # fmt: skip
-    open_ahead(parts.settings, model=p.task.model, system=first.system)
     return await parts.executor.in_thread(_open_session, p, parts, question, index)
 
 
@@ -133,7 +127,12 @@ def _open_session(p: StepInput, parts: Parts, question: str, index: CorpusIndex)
             requested_model=p.task.requested_model,
         ),
     )
-    return OpenOutput(context_chars=index.chars, section_count=len(index.sections)).model_dump()
+    return OpenOutput.of(index).model_dump()
+
+
+def _corpus_size(p: GenerateInput, parts: Parts) -> OpenOutput:
+    """What the first call says about the corpus, read from its index while the sandbox starts."""
+    return OpenOutput.of(load_index(parts.store, p.task.corpus_id))
 
 
 @traced("generate")
@@ -143,10 +142,11 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
     started = utcnow()
     question = await asyncio.to_thread(p.task.question.resolve, parts.store)
     earlier = await asyncio.to_thread(parts.traces.steps, p.task.root_id, p.instance_id)
+    opened = p.opened or await asyncio.to_thread(_corpus_size, p, parts)
     request = render_root_request(
         question=question,
-        context_chars=p.context_chars,
-        section_count=p.section_count,
+        context_chars=opened.context_chars,
+        section_count=opened.section_count,
         iteration=p.iteration,
         max_iterations=p.task.max_iterations,
         turns=turns_from_steps([s for s in earlier if s.step < p.step], p.task.truncate_chars, p.forced),
