@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, PlainSerializer
 
+from shared.bounds import CostShare, DeadlineSeconds, TokenShare
 from shared.models import ForcedReason, TokenUsage
 
 # Sub-queries run in parallel, so each gets this part of the parent's remaining time and
@@ -27,9 +28,9 @@ class Budget(BaseModel):
     """What a (sub-)query may spend, None meaning no limit. A root carries `deadline_seconds`
     until its loop starts and fixes `deadline`; sub-queries get an absolute deadline."""
 
-    tokens: int | None = Field(None, ge=0)
-    cost: float | None = Field(None, ge=0)
-    deadline_seconds: float | None = Field(None, gt=0)
+    tokens: TokenShare | None = None
+    cost: CostShare | None = None
+    deadline_seconds: DeadlineSeconds | None = None
     deadline: Instant | None = None
 
     def started(self, now: datetime) -> Budget:

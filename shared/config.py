@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.bounds import CostBudget, DeadlineSeconds, Depth, Iterations, ModelName, Parallel, TokenBudget, TruncateChars
+
 PER_MILLION = 1_000_000
 
 
@@ -40,13 +42,11 @@ class Settings(BaseSettings):
 
     # Model provider (BYOK through the Copilot SDK).
     model_provider: Literal["openai", "azure"] | None = Field(None, alias="MODEL_PROVIDER")
-    model_base_url: str | None = Field(
-        None, validation_alias=AliasChoices("MODEL_BASE_URL", "AZURE_PROJECT_ENDPOINT")
-    )
+    model_base_url: str | None = Field(None, validation_alias=AliasChoices("MODEL_BASE_URL", "AZURE_PROJECT_ENDPOINT"))
     model_api_key: str | None = Field(None, alias="MODEL_API_KEY")
     azure_openai_api_version: str | None = Field(None, alias="AZURE_OPENAI_API_VERSION")
-    root_model: str = Field("gpt-5-4-mini", alias="ROOT_MODEL")
-    sub_model: str = Field("gpt-5-4-mini", alias="SUB_MODEL")
+    root_model: ModelName = Field("gpt-5-4-mini", alias="ROOT_MODEL")
+    sub_model: ModelName = Field("gpt-5-4-mini", alias="SUB_MODEL")
     # Further models code may name with `model=` (comma-separated); other names fall back to the sub-model.
     allowed_models: Annotated[frozenset[str], NoDecode] = Field(frozenset(), alias="RLM_ALLOWED_MODELS")
     model_timeout_seconds: float = Field(300.0, gt=0, alias="MODEL_TIMEOUT_SECONDS")
@@ -54,18 +54,18 @@ class Settings(BaseSettings):
     copilot_home: Path | None = Field(None, alias="COPILOT_HOME_DIR")
 
     # RLM loop bounds.
-    max_iterations: int = Field(20, ge=1, le=200, alias="RLM_MAX_ITERATIONS")
-    max_depth: int = Field(2, ge=0, le=10, alias="RLM_MAX_DEPTH")
-    sub_max_iterations: int = Field(10, ge=1, le=200, alias="RLM_SUB_MAX_ITERATIONS")
-    truncate_chars: int = Field(2000, ge=100, le=200_000, alias="RLM_TRUNCATE_CHARS")
+    max_iterations: Iterations = Field(20, alias="RLM_MAX_ITERATIONS")
+    max_depth: Depth = Field(2, alias="RLM_MAX_DEPTH")
+    sub_max_iterations: Iterations = Field(10, alias="RLM_SUB_MAX_ITERATIONS")
+    truncate_chars: TruncateChars = Field(2000, alias="RLM_TRUNCATE_CHARS")
     # Generated code decides how many sub-queries a cell asks for; each one below max depth
     # is a sandbox session, so a fan-out runs in waves of at most this many.
-    max_parallel_subqueries: int = Field(16, ge=1, le=256, alias="RLM_MAX_PARALLEL_SUBQUERIES")
+    max_parallel_subqueries: Parallel = Field(16, alias="RLM_MAX_PARALLEL_SUBQUERIES")
 
     # Budgets of a whole recursion tree, unless a query's options say otherwise; unset is no limit.
-    max_tokens: int | None = Field(None, ge=1000, alias="RLM_MAX_TOKENS")
-    max_cost: float | None = Field(None, gt=0, alias="RLM_MAX_COST")
-    deadline_seconds: float | None = Field(None, ge=1, alias="RLM_DEADLINE_SECONDS")
+    max_tokens: TokenBudget | None = Field(None, alias="RLM_MAX_TOKENS")
+    max_cost: CostBudget | None = Field(None, alias="RLM_MAX_COST")
+    deadline_seconds: DeadlineSeconds | None = Field(None, alias="RLM_DEADLINE_SECONDS")
     # {"model": {"input": 0.4, "cached_input": 0.1, "output": 1.6}} per million tokens; the
     # embedding model is priced the same way, by its input: {"text-embedding-3-small": {"input": 0.02}}.
     prices: dict[str, ModelPrice] = Field(default_factory=dict, alias="RLM_PRICES")

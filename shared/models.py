@@ -7,6 +7,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from shared.bounds import (
+    CostBudget,
+    DeadlineSeconds,
+    ModelName,
+    RequestDepth,
+    RequestIterations,
+    RequestSubIterations,
+    RequestTruncateChars,
+    TokenBudget,
+)
 from shared.config import ModelPrice
 from shared.payloads import TextRef
 
@@ -40,16 +50,16 @@ class Document(Strict):
 class QueryOptions(Strict):
     """Per-query overrides, bounded so one request cannot run away with the service."""
 
-    max_iterations: int | None = Field(None, ge=1, le=50)
-    max_depth: int | None = Field(None, ge=0, le=4)
-    sub_max_iterations: int | None = Field(None, ge=1, le=30)
-    truncate_chars: int | None = Field(None, ge=200, le=20_000)
-    root_model: str | None = Field(None, min_length=1, max_length=200)
-    sub_model: str | None = Field(None, min_length=1, max_length=200)
+    max_iterations: RequestIterations | None = None
+    max_depth: RequestDepth | None = None
+    sub_max_iterations: RequestSubIterations | None = None
+    truncate_chars: RequestTruncateChars | None = None
+    root_model: ModelName | None = None
+    sub_model: ModelName | None = None
     # Budgets for the whole recursion tree; at the end of one the query answers with what it has.
-    max_tokens: int | None = Field(None, ge=1000, le=100_000_000)
-    max_cost: float | None = Field(None, gt=0, le=10_000)
-    deadline_seconds: float | None = Field(None, ge=1, le=86_400)
+    max_tokens: TokenBudget | None = None
+    max_cost: CostBudget | None = None
+    deadline_seconds: DeadlineSeconds | None = None
 
 
 def exactly_one_of(*names: str) -> dict[str, Any]:
@@ -157,7 +167,9 @@ class TokenUsage(Strict):
         """This usage with its cost, when there is a price for its model."""
         if price is None:
             return self
-        cost = price.cost(prompt_tokens=self.prompt_tokens, cached_tokens=self.cached_tokens, completion_tokens=self.completion_tokens)
+        cost = price.cost(
+            prompt_tokens=self.prompt_tokens, cached_tokens=self.cached_tokens, completion_tokens=self.completion_tokens
+        )
         return self.model_copy(update={"cost": cost})
 
     def __add__(self, other: TokenUsage) -> TokenUsage:

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from shared.bounds import Depth, Iterations, ModelName, Parallel, TruncateChars
 from shared.budget import Budget
 from shared.corpus import CorpusIndex
 from shared.models import CellStatus, ForcedReason, RequestKind, TokenUsage
@@ -31,18 +32,24 @@ class RlmTask(BaseModel):
     question: TextRef
     corpus_id: str
     root_id: str = Field(pattern=ROOT_INSTANCE_ID)
-    parent_id: str | None = None
-    depth: int = Field(0, ge=0)
-    max_depth: int = Field(ge=0)
-    max_iterations: int = Field(ge=1)
-    sub_max_iterations: int = Field(ge=1)
-    truncate_chars: int = Field(ge=100)
-    max_parallel: int = Field(16, ge=1)
-    root_model: str
-    sub_model: str
-    requested_model: str | None = None  # what the parent's code named with `model=`, if anything
+    parent_id: str | None = Field(None, pattern=INSTANCE_ID)
+    depth: Depth = 0
+    max_depth: Depth
+    max_iterations: Iterations
+    sub_max_iterations: Iterations
+    truncate_chars: TruncateChars
+    max_parallel: Parallel = 16
+    root_model: ModelName
+    sub_model: ModelName
+    requested_model: ModelName | None = None  # what the parent's code named with `model=`, if anything
     budget: Budget = Field(default_factory=Budget)
     trace: TraceParent | None = None  # the root query's trace, shared by the whole tree
+
+    @model_validator(mode="after")
+    def _within_its_tree(self) -> RlmTask:
+        if self.depth > self.max_depth:
+            raise ValueError(f"depth {self.depth} is beyond max_depth {self.max_depth}")
+        return self
 
     @property
     def model(self) -> str:

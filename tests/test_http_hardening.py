@@ -216,3 +216,35 @@ def test_listing_routes_show_the_newest_queries_corpora_and_batches(rlm_env: Pat
     assert ridge.status_code == 200 and ridge.json()["text"] == "The ridge gauge reads 9.9 metres."
     assert nowhere.status_code == 404 and untitled.status_code == 400
     assert bad_limits == [400, 400, 400, 400]
+
+
+def test_a_raw_webhook_start_gets_no_past_the_option_bounds(rlm_env: Path, model_server: ModelServer) -> None:
+    """The system key rides in every status link, so anyone polling a query can start the
+    orchestrator by Durable's own webhook: the task it sends is held to the same bounds."""
+    model_server.set_script(COUNT_SCRIPT)
+
+    async def body(client: httpx.AsyncClient):
+        corpus = (await client.post("/api/corpora", json={"documents": DOCUMENTS})).json()["corpus_id"]
+        links = (await client.post("/api/queries", json={"question": "How many gauges?", "corpus_id": corpus})).json()
+        await poll(client, links["statusQueryGetUri"])
+        url = httpx.URL(links["statusQueryGetUri"])
+        start = url.copy_with(path="/runtime/webhooks/durabletask/orchestrators/rlm_orchestrator")
+        task = {
+            "question": {"text": "How many gauges?"}, "corpus_id": corpus, "max_depth": 1, "max_iterations": 3,
+            "sub_max_iterations": 2, "truncate_chars": 1000, "root_model": "m", "sub_model": "m",
+        }  # fmt: skip
+        outcomes = {}
+        for name, extra in {"fair": {"max_parallel": 16}, "wide": {"max_parallel": 100_000}, "deep": {"depth": 3}}.items():
+            started = await client.post(
+                str(start.copy_with(path=f"{start.path}/raw-{name}")), json=task | extra | {"root_id": f"raw-{name}"}
+            )
+            assert started.status_code == 202, started.text
+            outcomes[name] = await poll(client, started.json()["statusQueryGetUri"])
+        return outcomes
+
+    outcomes = serve_app(rlm_env, body)
+    assert outcomes["fair"]["runtimeStatus"] == "Completed" and outcomes["fair"]["output"]["answer"] == "2"
+    for name, problem in {"wide": "max_parallel", "deep": "beyond max_depth"}.items():
+        assert outcomes[name]["runtimeStatus"] == "Failed"
+        assert problem in str(outcomes[name]["output"]) and "RlmTask" in str(outcomes[name]["output"])
+    assert len(model_server.calls) == 2, "the refused starts made no model call"
