@@ -54,7 +54,7 @@ class Dispatcher:
             outcome = await self.http.run(item.event.get("Input") or "[]")
         else:
             async with self.engine.activity_slots:
-                outcome = await self.engine.runner.activity(name, item.event.get("Input"))
+                outcome = await self.engine.runner.activity(name, item.event.get("Input"), self._client_binding(name))
             if not outcome.failed:
                 try:
                     check_message(outcome.result, f"output of activity '{name}'")
@@ -69,6 +69,13 @@ class Dispatcher:
             done = event(EventType.TASK_COMPLETED, TaskScheduledId=task_id, Result=outcome.result)
         meta = dict(item.meta, allocates=bool(retry) and outcome.failed)
         self.engine.deliver_if_current(instance_id, item, StoredEvent(event=done, meta=meta))
+
+    def _client_binding(self, name: str) -> str | None:
+        """The durableClient binding, for an activity that declares one."""
+        activity = self.engine.index.activity(name)
+        if activity is None or activity.client_param is None or self.engine.client_binding is None:
+            return None
+        return self.engine.client_binding()
 
     def _arm_timer(self, instance_id: str, task_id: int, item: StoredEvent) -> None:
         fire_at = isoparse(item.event["FireAt"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +68,8 @@ class Engine:
         self._changed: dict[str, asyncio.Event] = {}
         self.activity_slots = asyncio.Semaphore(config.max_concurrent_activities)
         self._episode_slots = asyncio.Semaphore(config.max_concurrent_orchestrators)
+        # The durableClient binding JSON, for activities that declare one; the host sets it.
+        self.client_binding: Callable[[], str] | None = None
         self.entities = EntityScheduler(self)
         self.dispatcher = Dispatcher(self)
 

@@ -35,12 +35,15 @@ class OrchestratorFunction:
 
 @dataclass(frozen=True)
 class ActivityFunction:
-    """An activity: the user's plain or async function and its input parameter name."""
+    """An activity: the user's plain or async function, its input parameter name, and the
+    parameter of its durableClient binding when it has one (a client function may be
+    triggered by an activity too)."""
 
     name: str
     fn: Callable[..., Any]
     input_name: str
     is_async: bool
+    client_param: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,16 +138,17 @@ def _value(raw: Any) -> str:
     return str(getattr(raw, "value", raw))
 
 
+def _client_param(function: func.FunctionBuilder | Any) -> str | None:
+    return next((b.name for b in function.get_bindings() if b.type == DURABLE_CLIENT), None)
+
+
 def _common(function: func.FunctionBuilder | Any) -> dict[str, Any]:
     """Fields shared by HTTP and queue triggers: client binding, outputs, sync/async."""
     fn = function.get_user_function()
     trigger = function.get_trigger()
-    client_param = None
     queue_outputs: dict[str, str] = {}
     for binding in function.get_bindings():
-        if binding.type == DURABLE_CLIENT:
-            client_param = binding.name
-        elif binding.type == QUEUE_OUTPUT and _value(binding.direction) in ("1", "OUT"):
+        if binding.type == QUEUE_OUTPUT and _value(binding.direction) in ("1", "OUT"):
             queue_outputs[binding.name] = binding.queue_name
     original = getattr(fn, "client_function", fn)
     params = inspect.signature(original).parameters
@@ -153,7 +157,7 @@ def _common(function: func.FunctionBuilder | Any) -> dict[str, Any]:
         "fn": fn,
         "trigger_name": trigger.name,
         "is_async": inspect.iscoroutinefunction(fn),
-        "client_param": client_param,
+        "client_param": _client_param(function),
         "queue_outputs": queue_outputs,
         "wants_context": "context" in params,
     }
@@ -185,7 +189,7 @@ def _index(app: func.FunctionRegister) -> FunctionIndex:
         elif trigger.type == ACTIVITY_TRIGGER:
             durable_name = getattr(trigger, "activity", None) or name
             index.activities[durable_name] = ActivityFunction(
-                durable_name, fn, trigger.name, inspect.iscoroutinefunction(fn))
+                durable_name, fn, trigger.name, inspect.iscoroutinefunction(fn), _client_param(function))
         elif trigger.type == ENTITY_TRIGGER:
             durable_name = getattr(trigger, "entity_name", None) or name
             index.entities[durable_name] = EntityFunction(durable_name, fn)

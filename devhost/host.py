@@ -62,6 +62,7 @@ class EmbeddedHost:
             spec = app if isinstance(app, str) else app_spec(self.app)
             self.runner = ProcessRunner(spec, self.config.process_count, self.config.thread_count)
         self.engine = Engine(self.index, self.store, self.runner, self.config)
+        self.engine.client_binding = self.client_binding
         self.control = InstanceControl(self.engine)
         self.queues = QueuePump(self.store, self.index.queues, self.config.queues, self._deliver_queue)
         self.keys: HostKeys | None = None

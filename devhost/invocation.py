@@ -122,15 +122,19 @@ class Workers:
 
 
 async def run_activity(index: FunctionIndex, workers: Workers, name: str,
-                       input_text: str | None) -> ActivityOutcome:
-    """Decode the input as the worker does, run the activity, encode its result."""
+                       input_text: str | None, client_binding: str | None = None) -> ActivityOutcome:
+    """Decode the input as the worker does, run the activity (with its durableClient binding,
+    if it declares one), encode its result."""
     activity = index.activity(name)
     if activity is None:
         message = unknown_function_message("activity", name, list(index.activities))
         return ActivityOutcome(reason=message, error_type="ArgumentException")
     try:
         value = ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_text), trigger_metadata=None)
-        result = await workers.call(activity.fn, activity.is_async, **{activity.input_name: value})
+        kwargs: dict[str, Any] = {activity.input_name: value}
+        if activity.client_param is not None:
+            kwargs[activity.client_param] = client_binding
+        result = await workers.call(activity.fn, activity.is_async, **kwargs)
         return ActivityOutcome(result=ActivityTriggerConverter.encode(result, expected_type=None).value)
     except Exception as exc:  # noqa: BLE001 - any user failure becomes TaskFailed
         return ActivityOutcome(

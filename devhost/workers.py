@@ -42,7 +42,7 @@ class WorkerLost(RuntimeError):
 class Runner(Protocol):
     """What the engine and the HTTP side need from a worker."""
 
-    async def activity(self, name: str, input_text: str | None) -> ActivityOutcome: ...
+    async def activity(self, name: str, input_text: str | None, client_binding: str | None = None) -> ActivityOutcome: ...
     async def episode(self, name: str, context_json: str) -> tuple[str | None, str | None]: ...
     async def entity(self, name: str, context_json: str) -> tuple[str | None, str | None]: ...
     async def trigger(self, call: TriggerCall) -> TriggerResult: ...
@@ -73,8 +73,8 @@ class InProcessRunner:
     async def stop(self) -> None:
         self.workers.shutdown()
 
-    async def activity(self, name: str, input_text: str | None) -> ActivityOutcome:
-        return await run_activity(self.index, self.workers, name, input_text)
+    async def activity(self, name: str, input_text: str | None, client_binding: str | None = None) -> ActivityOutcome:
+        return await run_activity(self.index, self.workers, name, input_text, client_binding)
 
     async def episode(self, name: str, context_json: str) -> tuple[str | None, str | None]:
         return await run_episode(self.index, self.workers, name, context_json)
@@ -236,9 +236,9 @@ class ProcessRunner:
             self._processes[slot] = _WorkerProcess(context, self.spec, self.thread_count, asyncio.get_running_loop())
         return self._processes[slot]
 
-    async def activity(self, name: str, input_text: str | None) -> ActivityOutcome:
+    async def activity(self, name: str, input_text: str | None, client_binding: str | None = None) -> ActivityOutcome:
         try:
-            return await self._next().call("activity", name, input_text)
+            return await self._next().call("activity", name, input_text, client_binding)
         except WorkerLost as exc:
             return ActivityOutcome(reason=f"Activity function '{name}' failed: {exc}", error_type="WorkerLost")
 

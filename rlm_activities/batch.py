@@ -173,7 +173,8 @@ class BatchRun:
         update: dict[str, Any] = {"question": self.questions[index], "root_id": instance_id}
         if strategy == "rlm":
             # Each question is a root query with a trace of its own (derived from its id, so replays agree).
-            name, template, update = ORCHESTRATOR, self.batch.template, update | {"trace": None}
+            # It ends with the batch.
+            name, template, update = ORCHESTRATOR, self.batch.template, update | {"trace": None, "owner_id": self.context.instance_id}
         else:
             name, template = STRATEGY_ORCHESTRATOR, self.batch.baselines[strategy]
         task = template.model_copy(update=update)

@@ -74,7 +74,8 @@ def compare_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
             index = None
     running: dict[Any, Strategy] = {}
     if task.rlm is not None:
-        running[context.call_sub_orchestrator(ORCHESTRATOR, task.rlm.model_dump(), task.rlm.root_id)] = "rlm"
+        rlm = task.rlm.model_copy(update={"owner_id": context.instance_id})  # it ends with the comparison
+        running[context.call_sub_orchestrator(ORCHESTRATOR, rlm.model_dump(), rlm.root_id)] = "rlm"
     for baseline in task.baselines:
         running[context.call_sub_orchestrator(STRATEGY_ORCHESTRATOR, baseline.model_dump(), baseline.root_id)] = baseline.strategy
     progress.strategies = dict.fromkeys(task.strategies, "running")

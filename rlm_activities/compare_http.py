@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from rlm_activities import services
 from rlm_activities.api_models import STATUS_DOC, DurableLinks, RuntimeStatus
-from rlm_activities.cancel import cancel_tree
+from rlm_activities.cancel import cancel_link, cancel_reason, cancel_tree
 from rlm_activities.http_io import (
     ApiError,
     NotFound,
@@ -106,9 +106,8 @@ async def _start_compare(req: func.HttpRequest, client: df.DurableOrchestrationC
     if outcome is Outcome.CONFLICT:
         message = "this Idempotency-Key started a comparison with another body; use a new key for a new comparison"
         return error_response(409, message, {"compare_id": compare_id, "status_url": status_url})
-    body = CompareStarted(
-        compare_id=compare_id, status_url=status_url, management=client.get_client_response_links(req, compare_id)
-    )
+    management = cancel_link(req, client.get_client_response_links(req, compare_id), f"compare/{compare_id}/cancel")
+    body = CompareStarted(compare_id=compare_id, status_url=status_url, management=management)
     return json_response(body, 202 if outcome is Outcome.NEW else 200, {"Location": status_url})
 
 
@@ -160,6 +159,7 @@ async def cancel_compare(req: func.HttpRequest, client: df.DurableOrchestrationC
     and their sandboxes, as cancelling a query does."""
     try:
         compare_id = path_id(req, "compare_id", COMPARE_ID, "comparison id")
+        reason = cancel_reason(req)
     except ApiError as exc:
         return exc.response()
     status = await client.get_status(compare_id)
@@ -167,7 +167,7 @@ async def cancel_compare(req: func.HttpRequest, client: df.DurableOrchestrationC
         return error_response(404, f"no comparison with id {compare_id}")
     if status.runtime_status.value not in ("Running", "Pending"):
         return error_response(409, f"comparison {compare_id} is {status.runtime_status.value}, not running")
-    await client.terminate(compare_id, "cancelled by the user")
+    await client.terminate(compare_id, reason)
     # The parent is stopped first, so no strategy starts after this look at them.
     children = {s: strategy_instance_id(compare_id, s) for s in STRATEGIES}
     states = await asyncio.gather(*(client.get_status(iid) for iid in children.values()))

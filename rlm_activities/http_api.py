@@ -22,7 +22,7 @@ from rlm_activities.api_models import (
     QuerySummary,
     SectionText,
 )
-from rlm_activities.cancel import cancel_tree
+from rlm_activities.cancel import cancel_link, cancel_reason, cancel_tree
 from rlm_activities.http_io import (
     ApiError,
     error_response,
@@ -92,7 +92,7 @@ async def _start_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
 def _links_response(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str, status: int
 ) -> func.HttpResponse:
-    links = client.get_client_response_links(req, instance_id)
+    links = cancel_link(req, client.get_client_response_links(req, instance_id), f"queries/{instance_id}/cancel")
     return json_response(links, status, {"Location": links["statusQueryGetUri"]})
 
 
@@ -153,8 +153,10 @@ async def get_trace(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="queries/{instance_id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Stop a running root query, its sub-queries and their sandboxes: the 202's `terminatePostUri`."""
     try:
         instance_id = path_id(req, "instance_id", INSTANCE_ID, "query id")
+        reason = cancel_reason(req)
     except ApiError as exc:
         return exc.response()
     status = await client.get_status(instance_id, show_input=True)
@@ -164,7 +166,7 @@ async def cancel_query(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return error_response(409, f"{instance_id} is a sub-query: only a root query can be cancelled")
     if status.runtime_status.value not in ("Running", "Pending"):
         return error_response(409, f"query {instance_id} is {status.runtime_status.value}, not running")
-    sub_queries = await cancel_tree(client, instance_id, "cancelled by the user")
+    sub_queries = await cancel_tree(client, instance_id, reason)
     return json_response(CancelAccepted(instance_id=instance_id, sub_queries=sub_queries), status=202)
 
 

@@ -45,6 +45,7 @@ from rlm_activities.api_models import (
     SectionText,
 )
 from rlm_activities.batch_models import BATCH_ID, BatchRequest
+from rlm_activities.cancel import REASON_CHARS
 from rlm_activities.compare_http import CompareCancelAccepted, CompareList, CompareStarted, CompareStatus
 from rlm_activities.http_api import CorpusUpload
 from rlm_activities.http_io import IDEMPOTENCY_KEY, LIST_DEFAULT, LIST_MAX, RETRY_AFTER_SECONDS, json_response
@@ -95,6 +96,7 @@ BATCH = _path("batch_id", BATCH_ID, "a batch id")
 CORPUS = _path("corpus_id", SHA256_HEX, "a stored corpus id (its sha256)")
 COMPARISON = _path("compare_id", COMPARE_ID, "a comparison id")
 LIMIT = _query("limit", Schema(type="integer", minimum=1, maximum=LIST_MAX, default=LIST_DEFAULT), "how many, newest first")
+REASON = _query("reason", Schema(type="string", maxLength=REASON_CHARS), "why: the termination reason Durable records")
 KEY = Parameter(
     name="Idempotency-Key",
     param_in="header",
@@ -165,7 +167,7 @@ ROUTES: tuple[Route, ...] = (
             404: Reply("no such query"),
             409: Reply("the query is not running"),
         },
-        parameters=(QUERY_ID,),
+        parameters=(QUERY_ID, REASON),
     ),
     Route(
         "post",
@@ -275,7 +277,7 @@ ROUTES: tuple[Route, ...] = (
             404: Reply("no such comparison"),
             409: Reply("the comparison is not running"),
         },
-        parameters=(COMPARISON,),
+        parameters=(COMPARISON, REASON),
     ),
     Route(
         "get",

@@ -33,6 +33,8 @@ class RlmTask(BaseModel):
     corpus_id: str
     root_id: str = Field(pattern=ROOT_INSTANCE_ID)
     parent_id: str | None = Field(None, pattern=INSTANCE_ID)
+    # The comparison or batch the tree runs for, if any: when that ends, so does the tree.
+    owner_id: str | None = Field(None, pattern=INSTANCE_ID)
     depth: Depth = 0
     max_depth: Depth
     max_iterations: Iterations

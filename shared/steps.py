@@ -98,35 +98,39 @@ async def reserve_sandbox(p: StepInput, parts: Parts) -> None:
 @traced("open")
 async def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Start (or find) the sandbox session of an instance with its corpus loaded. The loop
-    runs it beside the first model call, which needs only the corpus's size."""
+    runs it beside the first model call, which needs only the corpus's size.
+
+    The instance joins its tree's trace before it waits for a sandbox, so a cancel finds it
+    at once; it counts as started once, however often the step is retried."""
     p = StepInput.model_validate(payload)
-    spans.query_started(p.task)
-    await reserve_sandbox(p, parts)
     question, index = await asyncio.to_thread(_question_and_index, p, parts)
-    return await parts.executor.in_thread(_open_session, p, parts, question, index)
+    if await asyncio.to_thread(parts.traces.write_meta_once, p.task.root_id, _instance_meta(p, question, index)):
+        spans.query_started(p.task)
+    await reserve_sandbox(p, parts)
+    return await parts.executor.in_thread(_open_session, p, parts, index)
 
 
 def _question_and_index(p: StepInput, parts: Parts) -> tuple[str, CorpusIndex]:
     return p.task.question.resolve(parts.store), load_index(parts.store, p.task.corpus_id)
 
 
-def _open_session(p: StepInput, parts: Parts, question: str, index: CorpusIndex) -> dict[str, Any]:
-    parts.executor.open(p.instance_id, p.task.corpus_id, tree_id=p.task.root_id, height=p.task.max_depth - p.task.depth)
-    parts.traces.write_meta(
-        p.task.root_id,
-        InstanceMeta(
-            instance_id=p.instance_id,
-            root_id=p.task.root_id,
-            parent_id=p.task.parent_id,
-            depth=p.task.depth,
-            question=question,
-            corpus_id=p.task.corpus_id,
-            context_chars=index.chars,
-            started_at=utcnow(),
-            model=p.task.model,
-            requested_model=p.task.requested_model,
-        ),
+def _instance_meta(p: StepInput, question: str, index: CorpusIndex) -> InstanceMeta:
+    return InstanceMeta(
+        instance_id=p.instance_id,
+        root_id=p.task.root_id,
+        parent_id=p.task.parent_id,
+        depth=p.task.depth,
+        question=question,
+        corpus_id=p.task.corpus_id,
+        context_chars=index.chars,
+        started_at=utcnow(),
+        model=p.task.model,
+        requested_model=p.task.requested_model,
     )
+
+
+def _open_session(p: StepInput, parts: Parts, index: CorpusIndex) -> dict[str, Any]:
+    parts.executor.open(p.instance_id, p.task.corpus_id, tree_id=p.task.root_id, height=p.task.max_depth - p.task.depth)
     return OpenOutput.of(index).model_dump()
 
 
