@@ -33,9 +33,7 @@ class TreeStopped(RuntimeError):
     """A step of a tree whose root (or owner) no longer runs: it was not run."""
 
 
-async def cancel_tree(
-    client: df.DurableOrchestrationClient, root_id: str, reason: str, *, also: Iterable[str] = ()
-) -> int:
+async def cancel_tree(client: df.DurableOrchestrationClient, root_id: str, reason: str, *, also: Iterable[str] = ()) -> int:
     """Terminate a root and every sub-query its trace lists (and `also` those instances, which
     may not be listed yet), then close the sandboxes of the tree. Returns how many sub-queries
     there were. Instances that already ended are left as they are."""

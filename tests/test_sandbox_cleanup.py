@@ -40,9 +40,13 @@ def test_cancel_leaves_no_process_and_no_file(rlm_env: Path, model_server: Model
 
     def script(request: ScriptedRequest) -> str:
         if question_of(request) == "fan out":
-            return repl("import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nFinal = ' '.join(rlm_query_batch(['slow a', 'slow b']))")
+            return repl(
+                "import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nFinal = ' '.join(rlm_query_batch(['slow a', 'slow b']))"
+            )
         if iteration_of(request) == 1:
-            return repl("import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nopen('scratch.txt', 'w').write('x')\nprint('started')")
+            return repl(
+                "import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nopen('scratch.txt', 'w').write('x')\nprint('started')"
+            )
         both_asking.wait()
         release.wait(60)
         return repl("print('still going')")
@@ -77,6 +81,75 @@ def test_cancel_leaves_no_process_and_no_file(rlm_env: Path, model_server: Model
     assert not any(Path(d).exists() for d in seen["dirs"])  # type: ignore[union-attr]
     assert seen["right_after"] == (0, 0, [])
     assert seen["later"] == (0, [])  # nothing reopened once the in-flight model calls came back
+
+
+def _raw_terminate(links: dict[str, str]) -> str:
+    """Durable's own terminate webhook for the instance, with the system key the status link carries."""
+    url = httpx.URL(links["statusQueryGetUri"])
+    return str(url.copy_with(path=f"{url.path}/terminate", params=url.params.set("reason", "stopped by hand")))
+
+
+@pytest.mark.parametrize("stop", ["terminatePostUri", "webhook"])
+def test_stopping_a_root_ends_its_whole_tree(rlm_env: Path, model_server: ModelServer, stop: str) -> None:
+    """Through the link the 202 hands out, or Durable's raw terminate, which runs none of our code:
+    either way the sub-queries stop (no model call after the ones in flight) and every sandbox
+    of the tree, the waiting root's too, is gone with its files."""
+    both_asking = threading.Barrier(3, timeout=60)
+    release = threading.Event()
+
+    def script(request: ScriptedRequest) -> str:
+        if question_of(request) == "fan out":
+            return repl(
+                "import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nFinal = ' '.join(rlm_query_batch(['slow a', 'slow b']))"
+            )
+        if iteration_of(request) == 1:
+            return repl("import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nopen('scratch.txt', 'w').write('x')")
+        both_asking.wait()
+        release.wait(60)
+        return repl("print('still going')")  # left alone, each sub-query would go on to its next iteration
+
+    model_server.set_script(script)
+    seen: dict[str, object] = {}
+
+    async def body(client: httpx.AsyncClient) -> None:
+        links = (await client.post("/api/queries", json={"question": "fan out", "corpus": "## a\nb"})).json()
+        root = links["id"]
+        tree = (root, f"{root}-1-0", f"{root}-1-1")
+        await asyncio.to_thread(both_asking.wait)
+        backend = services.parts().executor.backend
+        processes = [backend.process(session) for session in tree]
+        assert all(p is not None and p.cgroup is not None for p in processes)
+        seen["pids"] = {pid for p in processes for pid in p.cgroup.pids()}  # type: ignore[union-attr]
+        seen["dirs"] = [p.cwd for p in processes] + [d for p in processes for d in p.cgroup.dirs]  # type: ignore[union-attr]
+        url = (
+            links["terminatePostUri"].replace("{text}", "stopped by hand")
+            if stop == "terminatePostUri"
+            else _raw_terminate(links)
+        )
+        seen["stopped"] = (await client.post(url)).status_code
+        seen["calls_in_flight"] = len(model_server.calls)
+        release.set()
+        states = [await poll(client, links["statusQueryGetUri"].replace(root, instance)) for instance in tree]
+        seen["states"] = [(s["runtimeStatus"], s["output"]) for s in states]
+        executor = services.parts().executor
+
+        def closed() -> bool:  # the instances end before the tree's sandboxes are all closed
+            return (
+                backend.live_sessions,
+                executor.slots.held,
+                journals(services.store(), root),
+                list(backend.root.iterdir()),
+            ) == (0, 0, [], [])
+
+        await asyncio.to_thread(wait_for, closed, "the tree's sandboxes to close")
+
+    serve_app(rlm_env, body)
+    assert seen["stopped"] == 202
+    assert [state for state, _ in seen["states"]] == ["Terminated"] * 3  # type: ignore[union-attr]
+    assert seen["states"][0][1] == "stopped by hand"  # type: ignore[index]
+    assert seen["calls_in_flight"] == 5 and len(model_server.calls) == 5  # the root's call, two per sub-query
+    assert not any(alive(pid) for pid in seen["pids"])  # type: ignore[union-attr]
+    assert not any(Path(d).exists() for d in seen["dirs"])  # type: ignore[union-attr]
 
 
 def test_closing_a_tree_ends_every_session_of_it_and_nothing_else(tmp_path: Path) -> None:
