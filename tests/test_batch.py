@@ -349,6 +349,45 @@ def test_http_submits_a_batch_reads_status_and_rows_and_rejects_bad_bodies(rlm_e
     assert replies["again"] == (200, started) and replies["missing"][0] == 404
 
 
+def test_an_idempotency_key_names_a_batch_once_per_key_and_body(rlm_env: Path, model_server: ModelServer) -> None:
+    """Without a batch_id, the key names the batch: the same key and body again get 200 and the
+    same links, another body under the key a 409 that starts nothing."""
+    model_server.set_script(answer_from_sandbox)
+    batch = {"documents": DOCUMENTS, "questions": ["Coldest reading at Bravo?"]}
+
+    async def body(host):
+        server, origin = await serving(host)
+        replies: dict[str, Any] = {}
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                async def post(name: str, data: dict[str, Any], key: str) -> None:
+                    async with session.post(f"{origin}/api/batches", json=data, headers={"Idempotency-Key": key}) as r:
+                        replies[name] = (r.status, await r.json())
+
+                await post("first", batch, "nightly-7")
+                replies["done"] = (await batch_done(host, replies["first"][1]["batch_id"])).runtime_status
+                await post("again", batch, "nightly-7")
+                await post("other body", batch | {"questions": ["Coldest reading at Delta?"]}, "nightly-7")
+                await post("other key", batch, "nightly-8")
+                replies["other done"] = (await batch_done(host, replies["other key"][1]["batch_id"])).runtime_status
+        finally:
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+        return replies
+
+    replies = with_host(rlm_env, body)
+    (code, first), (again_code, again) = replies["first"], replies["again"]
+    assert code == 202 and first["batch_id"].startswith("key-") and replies["done"] == "Completed"
+    assert again_code == 200 and again == first
+    conflict_code, conflict = replies["other body"]
+    assert conflict_code == 409 and conflict["details"]["status_url"] == first["status_url"]
+    other_code, other = replies["other key"]
+    assert other_code == 202 and other["batch_id"] != first["batch_id"] and replies["other done"] == "Completed"
+    assert [row["answer"] for row in read_results(first["batch_id"])[0]] == ["Bravo recorded 7 C"]
+    assert len(model_server.calls) == 2, "one question per started batch; the repeat and the conflict ran nothing"
+
+
 def test_cli_batch_prints_the_summary(tmp_path: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     model_server.set_script(answer_from_sandbox)

@@ -308,6 +308,30 @@ def test_a_fork_bomb_is_bounded_by_the_session_process_limit(store: FileStore) -
         assert not any(alive(pid) for pid in members)
 
 
+FILE_PAST_LIMIT = """
+with open('big.bin', 'wb') as out:
+    out.write(b'x' * (2 << 20))
+    print('wrote', out.tell())
+    out.write(b'x')
+"""
+
+
+def test_a_file_past_the_size_limit_is_a_clear_error_and_the_session_goes_on(store: FileStore) -> None:
+    limits = CellLimits.from_settings(Settings(RLM_SANDBOX_MAX_FILE_MB="2", RLM_CELL_MEMORY_MB="1024"))
+    assert limits.max_file_mb == 2
+    with sandbox(store, limits) as (executor, backend):
+        run(executor, "kept = 'from before'")
+        first = backend.process("s")
+        cell = executor.execute("s", "big", FILE_PAST_LIMIT)
+        assert cell.status == "error" and cell.stdout == f"wrote {2 << 20}\n"
+        assert "File too large" in cell.stderr, cell.stderr
+        shell = "import subprocess\nprint(subprocess.run(['head', '-c', '3145728', '/dev/zero'], stdout=open('other.bin', 'wb')).returncode)"
+        assert run(executor, shell) == f"{-signal.SIGXFSZ}\n"  # a program it starts is held to it too (and stopped)
+        sizes = "import os\nprint(os.path.getsize('big.bin'), os.path.getsize('other.bin'))"
+        assert run(executor, sizes) == f"{2 << 20} {2 << 20}\n"
+        assert run(executor, "print(kept)") == "from before\n" and backend.process("s") is first  # the same sandbox
+
+
 MEMORY_SPREAD = """
 import os, select, time
 release_r, release_w = os.pipe()
