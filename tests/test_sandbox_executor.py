@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -13,9 +14,13 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
+from shared.models import QueryRequest
 from shared.sandbox import CellLimits, SandboxExecutor, make_executor
 from shared.sandbox.local import LocalBackend
+from shared.starting import root_task
+from shared.steps import Parts, open_session
 from shared.storage import FileStore
+from tests.support.telemetry import in_memory
 
 CORPUS = "## Alpha\nThe needle is 42.\n\n## Beta\nNothing here.\n"
 LIMITS = CellLimits(timeout_seconds=30, memory_mb=1024, output_max_chars=5000)
@@ -283,3 +288,27 @@ def test_large_context_loads(store: FileStore, backend: LocalBackend) -> None:
 def test_make_executor_without_pool_endpoint_is_local(store: FileStore) -> None:
     executor = make_executor(Settings(SESSION_POOL_ENDPOINT=None), store)
     assert isinstance(executor.backend, LocalBackend)
+
+
+def test_a_retried_opening_counts_its_query_once(tmp_path: Path) -> None:
+    """Activities are at-least-once: opening the session again (a retry) finds the same
+    sandbox, keeps the first start in the trace and does not count the query twice."""
+    collected = in_memory()
+
+    def started() -> int:
+        return sum(p.value for p in collected.metric_points("rlm.queries.started") if p.attributes.get("rlm.depth") == 0)
+
+    parts = Parts.from_settings(Settings(RLM_DATA_DIR=str(tmp_path / "data")))
+    try:
+        task = root_task(QueryRequest(question="Where is the needle?", corpus=CORPUS), "retried-1", parts.settings, parts.store)
+        payload = {"task": task.model_dump(), "instance_id": "retried-1", "step": 1, "iteration": 0}
+        before = started()
+        first = asyncio.run(open_session(payload, parts))
+        meta = parts.traces.read_meta("retried-1", "retried-1")
+        sandbox = parts.executor.backend.process("retried-1")  # type: ignore[attr-defined]
+        assert asyncio.run(open_session(payload, parts)) == first
+        assert started() == before + 1
+        assert parts.traces.read_meta("retried-1", "retried-1") == meta
+        assert parts.executor.backend.process("retried-1") is sandbox  # type: ignore[attr-defined]
+    finally:
+        parts.executor.close_tree("retried-1")
