@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from rlm_activities import services
+from rlm_activities.batch_models import query_instance_id
 from shared.sandbox import CellLimits, SandboxExecutor
 from shared.sandbox.aca import ACABackend
 from shared.sandbox.base import SandboxError
@@ -150,6 +151,43 @@ def test_stopping_a_root_ends_its_whole_tree(rlm_env: Path, model_server: ModelS
     assert seen["calls_in_flight"] == 5 and len(model_server.calls) == 5  # the root's call, two per sub-query
     assert not any(alive(pid) for pid in seen["pids"])  # type: ignore[union-attr]
     assert not any(Path(d).exists() for d in seen["dirs"])  # type: ignore[union-attr]
+
+
+def test_terminating_a_batch_ends_the_trees_of_its_questions(rlm_env: Path, model_server: ModelServer) -> None:
+    """A batch's question is a root of its own, a sub-orchestration of the batch: when the batch
+    is terminated (by the link its 202 hands out), each question's tree stops at its next step."""
+    both_asking = threading.Barrier(3, timeout=60)
+    release = threading.Event()
+
+    def script(request: ScriptedRequest) -> str:
+        if question_of(request) == "fan out":
+            return repl("Final = ' '.join(rlm_query_batch(['slow a', 'slow b']))")
+        both_asking.wait()
+        release.wait(60)
+        return repl("print('still going')")
+
+    model_server.set_script(script)
+    seen: dict[str, object] = {}
+
+    async def body(client: httpx.AsyncClient) -> None:
+        started = (await client.post("/api/batches", json={"corpus": "## a\nb", "questions": ["fan out"]})).json()
+        root = query_instance_id(started["batch_id"], 0, "rlm")
+        await asyncio.to_thread(both_asking.wait)
+        management = started["management"]
+        seen["stopped"] = (await client.post(management["terminatePostUri"].replace("{text}", "enough"))).status_code
+        release.set()
+        status_of = management["statusQueryGetUri"]
+        tree = (management["id"], root, f"{root}-1-0", f"{root}-1-1")
+        seen["states"] = [(await poll(client, status_of.replace(management["id"], i)))["runtimeStatus"] for i in tree]
+        backend, executor = services.parts().executor.backend, services.parts().executor
+        await asyncio.to_thread(
+            wait_for, lambda: (backend.live_sessions, executor.slots.held) == (0, 0), "the question's sandboxes to close"
+        )
+
+    serve_app(rlm_env, body)
+    assert seen["stopped"] == 202
+    assert seen["states"] == ["Terminated"] * 4
+    assert len(model_server.calls) == 3  # the question's call, and the one in flight per sub-query
 
 
 def test_closing_a_tree_ends_every_session_of_it_and_nothing_else(tmp_path: Path) -> None:
