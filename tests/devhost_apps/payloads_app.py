@@ -29,3 +29,24 @@ def loud_status(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context", orchestration="Passthrough")
 def passthrough(context: df.DurableOrchestrationContext):
     return len(context.get_input())
+
+
+@app.orchestration_trigger(context_name="context", orchestration="BigOutput")
+def big_output(context: df.DurableOrchestrationContext):
+    return "o" * context.get_input()
+
+
+@app.orchestration_trigger(context_name="context", orchestration="BigActivityInput")
+def big_activity_input(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("Length", "i" * context.get_input()))
+
+
+@app.activity_trigger(input_name="text", activity="Length")
+def length(text: str) -> int:
+    return len(text)
+
+
+@app.orchestration_trigger(context_name="context", orchestration="AwaitData")
+def await_data(context: df.DurableOrchestrationContext):
+    data = yield context.wait_for_external_event("data")
+    return len(data)
