@@ -1,5 +1,5 @@
-"""host.json is honoured: the task hub name (with %setting% references), the activity
-concurrency limit, queue retry settings and the HTTP route prefix."""
+"""host.json is honoured: the task hub name (with %setting% references), the activity and
+orchestrator concurrency limits, queue retry settings and the HTTP route prefix."""
 from __future__ import annotations
 
 import json
@@ -50,6 +50,23 @@ def test_activity_concurrency_is_capped(tmp_path: Path, config: HostConfig) -> N
                        config=config)
     assert status.output == list(range(6))
     assert hostjson_app.running["most"] == 2
+
+
+@pytest.mark.parametrize("cap", [1, 2])
+def test_orchestrator_concurrency_is_capped(tmp_path: Path, cap: int) -> None:
+    """Episodes that would run side by side (the second one lets the first go on) run one at a
+    time under a cap of 1."""
+    (tmp_path / "host.json").write_text(json.dumps({"extensions": {"durableTask": {"maxConcurrentOrchestratorFunctions": cap}}}))
+    config = HostConfig.load(tmp_path, {})
+    hostjson_app.episodes["most"] = 0
+
+    async def body(host):
+        ids = [await host.start_new("Sociable", instance_id=f"sociable-{n}") for n in range(2)]
+        return [await host.wait_for_completion(iid, timeout=WAIT) for iid in ids]
+
+    statuses = with_host(tmp_path / "state", body, app=hostjson_app.app, config=config)
+    assert [s.output for s in statuses] == ["sociable-0", "sociable-1"]
+    assert config.max_concurrent_orchestrators == cap and hostjson_app.episodes["most"] == cap
 
 
 def test_queue_retries_then_poison_and_the_route_prefix(tmp_path: Path, config: HostConfig) -> None:

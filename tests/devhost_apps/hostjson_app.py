@@ -1,5 +1,5 @@
-"""An app whose behaviour shows host.json settings: activity concurrency, queue retries,
-the HTTP route prefix."""
+"""An app whose behaviour shows host.json settings: activity and orchestrator concurrency,
+queue retries, the HTTP route prefix."""
 import threading
 
 import azure.durable_functions as df
@@ -28,6 +28,22 @@ def busy(n: int) -> int:
 @app.orchestration_trigger(context_name="context", orchestration="Crowd")
 def crowd(context: df.DurableOrchestrationContext):
     return (yield context.task_all([context.call_activity("Busy", n) for n in range(6)]))
+
+
+episodes = {"now": 0, "most": 0}
+_company = threading.Condition()
+
+
+@app.orchestration_trigger(context_name="context", orchestration="Sociable")
+def sociable(context: df.DurableOrchestrationContext):
+    """Its one episode waits a little for another episode to run beside it."""
+    with _company:
+        episodes["now"] += 1
+        episodes["most"] = max(episodes["most"], episodes["now"])
+        _company.notify_all()
+        _company.wait_for(lambda: episodes["now"] > 1, timeout=2)
+        episodes["now"] -= 1
+    return context.instance_id
 
 
 @app.queue_trigger(arg_name="msg", queue_name="jobs", connection="AzureWebJobsStorage")
