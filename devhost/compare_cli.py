@@ -41,8 +41,8 @@ def strategies_arg(text: str) -> list[str]:
 
 
 def _request(args: argparse.Namespace, store: BlobStore) -> CompareRequest:
+    from devhost.app_runs import stored_corpus
     from devhost.errors import UsageError
-    from devhost.rlm_cli import stored_corpus
     from shared.compare import CompareRequest
     from shared.corpus import CorpusError
 
@@ -65,8 +65,8 @@ def _request(args: argparse.Namespace, store: BlobStore) -> CompareRequest:
 async def compare(args: argparse.Namespace, console: Console) -> int:
     import asyncio
 
+    from devhost.app_runs import another_body, configured_settings, refuse_another_body, run_to_end, start_claimed
     from devhost.errors import UsageError
-    from devhost.rlm_cli import another_body, configured_settings, refuse_another_body, run_to_end, start_claimed
     from rlm_activities import services
     from shared.catalog import listing_text
     from shared.compare import COMPARE_ID, COMPARE_ORCHESTRATOR, CompareResult, compare_task
