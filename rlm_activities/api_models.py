@@ -28,7 +28,9 @@ class ErrorBody(BaseModel):
 
 
 class DurableLinks(BaseModel):
-    """The Durable management links of an instance, as `create_check_status_response` gives them."""
+    """The Durable management links of an instance, as `create_check_status_response` gives them,
+    but for `terminatePostUri`: it names the cancel route, which stops the whole tree where
+    Durable's terminate stops one instance."""
 
     model_config = ConfigDict(extra="allow")
 
