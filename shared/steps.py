@@ -143,6 +143,8 @@ def _corpus_size(p: GenerateInput, parts: Parts) -> OpenOutput:
 async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """One model call: the transcript so far in, the next reply (code or an answer) out."""
     p = GenerateInput.model_validate(payload)
+    if p.opened is None:  # the first call goes out beside the opening: a tree no sandbox could hold is refused first
+        parts.executor.slots.check_height(p.task.max_depth - p.task.depth)
     started = utcnow()
     question = await asyncio.to_thread(p.task.question.resolve, parts.store)
     earlier = await asyncio.to_thread(parts.traces.steps, p.task.root_id, p.instance_id)
