@@ -20,7 +20,7 @@ from shared.sandbox.base import SandboxError
 from shared.sandbox.local import LocalBackend
 from shared.storage import FileStore
 from tests.support.aca_server import ACAServer
-from tests.support.model_server import ModelServer, ScriptedRequest
+from tests.support.model_server import ModelServer, Script, ScriptedRequest
 from tests.support.rlm import iteration_of, question_of, repl
 from tests.test_http_api import poll, serve_app
 from tests.test_sandbox_isolation import alive, wait_for
@@ -34,25 +34,29 @@ def journals(store: FileStore, tree: str) -> list[str]:
     return [k for k in store.list_keys(store.containers.payloads, "sessions/") if k.split("/")[1].startswith(tree)]
 
 
-def test_cancel_leaves_no_process_and_no_file(rlm_env: Path, model_server: ModelServer) -> None:
-    """Root and two sub-queries each hold a sandbox with a child process and a file when the root is cancelled."""
-    both_asking = threading.Barrier(3, timeout=60)
-    release = threading.Event()
+def fan_out_held(both_asking: threading.Barrier, release: threading.Event, *, with_processes: bool) -> Script:
+    """The root asks for two sub-queries, whose model calls wait, once both ask, until `release`;
+    left alone, each then goes on to another iteration. With processes, every session of the
+    tree first starts a `sleep` and the sub-queries write a file."""
+    keep = "import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\n" if with_processes else ""
 
     def script(request: ScriptedRequest) -> str:
         if question_of(request) == "fan out":
-            return repl(
-                "import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nFinal = ' '.join(rlm_query_batch(['slow a', 'slow b']))"
-            )
-        if iteration_of(request) == 1:
-            return repl(
-                "import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nopen('scratch.txt', 'w').write('x')\nprint('started')"
-            )
+            return repl(keep + "Final = ' '.join(rlm_query_batch(['slow a', 'slow b']))")
+        if with_processes and iteration_of(request) == 1:
+            return repl(keep + "open('scratch.txt', 'w').write('x')\nprint('started')")
         both_asking.wait()
         release.wait(60)
         return repl("print('still going')")
 
-    model_server.set_script(script)
+    return script
+
+
+def test_cancel_leaves_no_process_and_no_file(rlm_env: Path, model_server: ModelServer) -> None:
+    """Root and two sub-queries each hold a sandbox with a child process and a file when the root is cancelled."""
+    both_asking = threading.Barrier(3, timeout=60)
+    release = threading.Event()
+    model_server.set_script(fan_out_held(both_asking, release, with_processes=True))
     seen: dict[str, object] = {}
 
     async def body(client: httpx.AsyncClient):
@@ -97,19 +101,7 @@ def test_stopping_a_root_ends_its_whole_tree(rlm_env: Path, model_server: ModelS
     of the tree, the waiting root's too, is gone with its files."""
     both_asking = threading.Barrier(3, timeout=60)
     release = threading.Event()
-
-    def script(request: ScriptedRequest) -> str:
-        if question_of(request) == "fan out":
-            return repl(
-                "import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nFinal = ' '.join(rlm_query_batch(['slow a', 'slow b']))"
-            )
-        if iteration_of(request) == 1:
-            return repl("import subprocess\nkeep = subprocess.Popen(['sleep', '600'])\nopen('scratch.txt', 'w').write('x')")
-        both_asking.wait()
-        release.wait(60)
-        return repl("print('still going')")  # left alone, each sub-query would go on to its next iteration
-
-    model_server.set_script(script)
+    model_server.set_script(fan_out_held(both_asking, release, with_processes=True))
     seen: dict[str, object] = {}
 
     async def body(client: httpx.AsyncClient) -> None:
@@ -158,15 +150,7 @@ def test_terminating_a_batch_ends_the_trees_of_its_questions(rlm_env: Path, mode
     is terminated (by the link its 202 hands out), each question's tree stops at its next step."""
     both_asking = threading.Barrier(3, timeout=60)
     release = threading.Event()
-
-    def script(request: ScriptedRequest) -> str:
-        if question_of(request) == "fan out":
-            return repl("Final = ' '.join(rlm_query_batch(['slow a', 'slow b']))")
-        both_asking.wait()
-        release.wait(60)
-        return repl("print('still going')")
-
-    model_server.set_script(script)
+    model_server.set_script(fan_out_held(both_asking, release, with_processes=False))
     seen: dict[str, object] = {}
 
     async def body(client: httpx.AsyncClient) -> None:
