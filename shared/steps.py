@@ -111,7 +111,8 @@ def _record_start(p: StepInput, parts: Parts) -> OpenOutput:
     """The instance's trace record, written by whichever of its first two steps (the opening
     and the first call, which run at once) gets there first: a cancel finds the instance by it,
     so it must exist before the model is called; a retried step finds it and counts no second
-    start. Returns the corpus's size."""
+    start. Returns the corpus's size; refuses a tree the host could never run, before any call."""
+    parts.executor.slots.check(p.task.max_depth - p.task.depth)
     index = load_index(parts.store, p.task.corpus_id)
     meta = InstanceMeta(
         instance_id=p.instance_id,
