@@ -292,15 +292,18 @@ def test_a_past_query_opens_in_the_trace_view(app: LiveApp, page: Any, model: Mo
     expect(page.locator("section.answer")).to_contain_text("Ridge", timeout=SLOW_MS)
 
 
-def submit_batch(app: LiveApp, batch_id: str) -> None:
+def submit_batch(app: LiveApp, batch_id: str, strategies: list[str] | None = None) -> None:
     questions = [
         {"id": "q1", "question": "Which station is highest?", "expected": "Ridge"},
         {"id": "q2", "question": "Which station is lowest?", "expected": "Harbor"},
         {"id": "q3", "question": "Which station is wettest?", "expected": "Valley"},
     ]
     body = {"batch_id": batch_id, "corpus": "## Ridge\n2100 m\n\n## Harbor\n3 m\n\n## Valley\n400 m", "questions": questions}
+    if strategies:
+        body["strategies"] = strategies
     with app.client() as client:
-        assert client.post("/api/batches", json=body).status_code == 202
+        response = client.post("/api/batches", json=body)
+        assert response.status_code == 202, response.text
         wait_for(lambda: client.get(f"/api/batches/{batch_id}").json()["status"] == "Completed", "the batch to finish")
 
 
@@ -327,12 +330,27 @@ def test_a_benchmark_opens_as_charts_and_drills_down_to_a_trace(app: LiveApp, pa
     expect(page.locator("section.answer")).to_contain_text("Harbor", timeout=SLOW_MS)
 
 
+GAUGES = "## Ridge\nThe ridge gauge reads 9.9 m.\n\n## Harbor\nThe harbor gauge reads 4.2 m."
+
+
+def compare_through_api(app: LiveApp, question: str, strategies: list[str], expected: str) -> tuple[str, str]:
+    """A finished comparison over a stored corpus: (compare id, corpus id)."""
+    with app.client() as client:
+        corpus_id = client.post("/api/corpora", json={"text": GAUGES}).json()["corpus_id"]
+        body = {"question": question, "corpus_id": corpus_id, "strategies": strategies, "expected": expected}
+        started = client.post("/api/compare", json=body)
+        assert started.status_code == 202, started.text
+        compare_id = started.json()["compare_id"]
+        wait_for(lambda: client.get(f"/api/compare/{compare_id}").json()["status"] == "Completed", "the comparison to finish")
+    return compare_id, corpus_id
+
+
 @needs_route("compare")
 def test_compare_two_strategies_side_by_side(app: LiveApp, page: Any, model: ModelServer) -> None:
     model.set_script(baselines_and_judge)
     page.goto(app.url + UI + "compare")
     page.get_by_label("Paste text").check()
-    page.get_by_label("Corpus text").fill("## Ridge\nThe ridge gauge reads 9.9 m.\n\n## Harbor\nThe harbor gauge reads 4.2 m.")
+    page.get_by_label("Corpus text").fill(GAUGES)
     page.get_by_label("Question").fill("Which gauge reads highest?")
     for strategy in ("vector", "hybrid", "agentic"):
         page.get_by_role("checkbox", name=re.compile(f"^{strategy}")).uncheck()
@@ -418,7 +436,15 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})")
     checked = {p["id"] for p in result["passes"]}
     assert {"color-contrast", "label"} & checked, f"axe checked too little: {sorted(checked)}"
-    return [{"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]][:5]} for v in result["violations"]]
+    # axe only "needs review" a name on a role-less element that holds text (Plot's axis labels, titled marks).
+    unsure = [v for v in result["incomplete"] if v["id"] == "aria-prohibited-attr"]
+    return [{"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]][:5]} for v in result["violations"] + unsure]
+
+
+def assert_accessible_and_fits(page: Any, view: str, width: int) -> None:
+    assert axe_violations(page) == [], view
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{view} is {overflow} px wider than a {width} px screen"
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -435,10 +461,24 @@ def test_views_pass_wcag_aa_checks_and_fit_the_screen(app: LiveApp, page: Any, m
             expect(page.locator("main h1")).to_be_visible()
         if view.startswith("trace/"):
             expect(page.locator("section.answer")).to_be_visible(timeout=SLOW_MS)
-        assert axe_violations(page) == [], view or "ask"
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{view or 'ask'} is {overflow} px wider than a {width} px screen"
+        assert_accessible_and_fits(page, view or "ask", width)
     screenshot(page, f"trace-{width}px")
+
+
+@needs_route("compare")
+@pytest.mark.parametrize("width", [1280, 390])
+def test_chart_pages_pass_wcag_aa_checks_and_fit_the_screen(app: LiveApp, page: Any, model: ModelServer, width: int) -> None:
+    """The pages drawn with Observable Plot: a comparison's result and a benchmark's charts."""
+    model.set_script(baselines_and_judge)
+    batch_id = f"ui-a11y-charts-{width}"
+    submit_batch(app, batch_id, ["rlm", "keyword"])
+    compare_id, corpus_id = compare_through_api(app, "Which gauge reads highest?", ["rlm", "keyword"], expected="Ridge")
+    page.set_viewport_size({"width": width, "height": 900})
+    for view, chart in ((f"compare?id={compare_id}&corpus={corpus_id}", "figure.chart svg"), (f"benchmarks/{batch_id}", "figure.chart-cost svg")):
+        page.goto(app.url + UI + view)
+        expect(page.locator(chart)).to_be_visible(timeout=SLOW_MS)
+        assert_accessible_and_fits(page, view, width)
+        screenshot(page, f"{view.split('?')[0].replace('/', '-')}-{width}px")
 
 
 def test_keyboard_reaches_every_view_with_a_visible_focus(app: LiveApp, page: Any) -> None:
