@@ -543,6 +543,8 @@ def test_chart_pages_pass_wcag_aa_checks_and_fit_the_screen(app: LiveApp, page: 
         page.goto(app.url + UI + view)
         expect(page.locator(chart)).to_be_visible(timeout=SLOW_MS)
         assert_accessible_and_fits(page, view, width)
+        for caption in page.locator("figure.chart figcaption").all_inner_texts():  # each chart keeps its name
+            expect(page.get_by_role("figure", name=caption, exact=True)).to_be_visible()
         screenshot(page, f"{view.split('?')[0].replace('/', '-')}-{width}px")
 
 
