@@ -121,7 +121,9 @@ def chromium(profile: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium")
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: `make test` installs Debian's chromium (as root), or `apt-get install chromium`"
+        )
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile),

@@ -6,6 +6,7 @@ import type {
   BatchListing,
   BatchRow,
   BatchStatus,
+  CompareCancelled,
   CompareStatus,
   CorpusSource,
   Document,
@@ -185,6 +186,7 @@ export interface CompareBody extends QueryBody {
 
 export const startCompare = (body: CompareBody) => postJson<{ compare_id: string }>("/compare", body, idempotency());
 export const compareStatus = (id: string) => getJson<CompareStatus>(`/compare/${enc(id)}`);
+export const cancelCompare = (id: string) => postJson<CompareCancelled>(`/compare/${enc(id)}/cancel`, {});
 
 export const listBatches = () => optional(getJson<{ batches: BatchListing[] }>("/batches")).then((r) => r?.batches ?? null);
 export const batchStatus = (id: string) => getJson<BatchStatus>(`/batches/${enc(id)}`);

@@ -247,12 +247,32 @@ export interface Preference {
   winner: string;
 }
 
+/** The retrieval indexes a comparison built (or found built) before its baselines ran. */
+export interface IndexBuild {
+  passages: number;
+  context_chars: number;
+  built: string[];
+  reused: string[];
+  usage: TokenUsage;
+}
+
 export interface CompareResult {
   question: string;
   expected: string | null;
   strategies: StrategyAnswer[];
   preference: Preference[];
   judge_usage?: TokenUsage;
+  index?: IndexBuild | null;
+  /** Of everything: the strategies, the index build and the judge; null when nothing was priced. */
+  cost?: number | null;
+}
+
+/** What `POST /api/compare/{id}/cancel` stopped. */
+export interface CompareCancelled {
+  compare_id: string;
+  status: string;
+  strategies: string[];
+  sub_queries: number;
 }
 
 export interface CompareProgress {

@@ -24,7 +24,7 @@ function SectionBody({ text, answer, title }: { text: string; answer: string | n
   const parts = markAnswer(text, answer);
   useEffect(() => body.current?.querySelector("mark")?.scrollIntoView({ block: "center" }), [text]);
   return (
-    <pre ref={body} class="text section-text" tabIndex={0} aria-label={`Text of section ${title}`}>
+    <pre ref={body} class="text section-text" tabIndex={0} role="group" aria-label={`Text of section ${title}`}>
       {parts.map((p, i) => (p.match ? <mark key={i}>{p.text}</mark> : p.text))}
     </pre>
   );

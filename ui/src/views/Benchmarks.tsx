@@ -46,7 +46,9 @@ function measureChart(measures: Measure[], max: number, label: string, width: nu
   });
 }
 
-function distributionChart(points: QuestionPoint[], value: (p: QuestionPoint) => number | null, label: string, width: number): Element {
+type Reading = { value: (p: QuestionPoint) => number | null; label: string; format: (value: number) => string };
+
+function distributionChart(points: QuestionPoint[], { value, label, format }: Reading, width: number): Element {
   const shown = points.filter((p) => value(p) !== null);
   const domain = strategyDomain(shown.map((p) => p.strategy));
   return Plot.plot({
@@ -58,7 +60,7 @@ function distributionChart(points: QuestionPoint[], value: (p: QuestionPoint) =>
     color: colorScale(domain),
     marks: [
       Plot.boxX(shown, { x: value, y: "strategy", stroke: "#57606a", fill: "#eef1f4" }),
-      Plot.dot(shown, { x: value, y: "strategy", fill: "strategy", r: 3.5, title: (p: QuestionPoint) => `${p.strategy} · ${clip(p.question, 60)}: ${value(p)}` }),
+      Plot.dot(shown, { x: value, y: "strategy", fill: "strategy", r: 3.5, title: (p: QuestionPoint) => `${p.strategy} · ${clip(p.question, 60)}: ${format(value(p) ?? 0)}` }),
     ],
   });
 }
@@ -134,8 +136,8 @@ function Charts({ summary, rows }: { summary: BatchSummary; rows: BatchRow[] }) 
         <p class="facts">No question had an expected answer, so there is no accuracy to chart.</p>
       )}
       {judge.length > 0 && <PlotFigure className="chart-judge" title="Judge scores" draw={(w) => measureChart(judge, 5, "judge score (1 to 5)", w)} deps={[summary]} caption="The judge model's relevance, groundedness and coherence per strategy." />}
-      <PlotFigure className="chart-latency" title="Latency per question" draw={(w) => distributionChart(points, (p) => p.latency, "seconds per question", w)} deps={[rows]} caption="Latency of each question per strategy: the box spans the middle half, the dots are questions." />
-      <PlotFigure className="chart-cost" title={costs ? "Cost per question" : "Tokens per question"} draw={(w) => distributionChart(points, (p) => spendOf(p, costs), spendLabel, w)} deps={[rows]} caption={costs ? "Cost of each question per strategy." : "Tokens of each question per strategy."} />
+      <PlotFigure className="chart-latency" title="Latency per question" draw={(w) => distributionChart(points, { value: (p) => p.latency, label: "seconds per question", format: seconds }, w)} deps={[rows]} caption="Latency of each question per strategy: the box spans the middle half, the dots are questions." />
+      <PlotFigure className="chart-cost" title={costs ? "Cost per question" : "Tokens per question"} draw={(w) => distributionChart(points, { value: (p) => spendOf(p, costs), label: spendLabel, format: costs ? money : count }, w)} deps={[rows]} caption={costs ? "Cost of each question per strategy." : "Tokens of each question per strategy."} />
       {tradeoff.length > 0 && <PlotFigure className="chart-tradeoff" title={costs ? "Accuracy against cost" : "Accuracy against tokens"} draw={(w) => tradeoffChart(tradeoff, costs ? "mean cost per question (USD)" : "mean tokens per question", w)} deps={[summary, rows]} caption="Accuracy against what it cost: up and to the left is better." />}
     </div>
   );

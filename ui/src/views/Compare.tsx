@@ -1,7 +1,7 @@
 import * as Plot from "@observablehq/plot";
 import { useLocation } from "preact-iso";
 import { useState } from "preact/hooks";
-import { ApiError, compareStatus, startCompare, uploadCorpus } from "../api";
+import { ApiError, cancelCompare, compareStatus, startCompare, uploadCorpus } from "../api";
 import { Text } from "../components/Code";
 import { CorpusPicker, corpusSource, EMPTY_CORPUS } from "../components/CorpusPicker";
 import { OptionsFields } from "../components/Options";
@@ -9,12 +9,22 @@ import { PlotFigure } from "../components/PlotFigure";
 import { Problems } from "../components/Problems";
 import { Sources } from "../components/Sources";
 import { StatusBadge } from "../components/StatusBadge";
-import { count, money, score, seconds } from "../format";
+import { count, counted, money, score, seconds } from "../format";
 import { usePageTitle } from "../hooks/usePageTitle";
 import { usePolling } from "../hooks/usePolling";
 import { paths } from "../paths";
 import { strategyColors, strategyDomain } from "../strategies";
-import { type CompareProgress, type CompareResult, type CompareStatus, isTerminal, type QueryOptions, STRATEGIES, type StrategyAnswer } from "../types";
+import {
+  type CompareCancelled,
+  type CompareProgress,
+  type CompareResult,
+  type CompareStatus,
+  type IndexBuild,
+  isTerminal,
+  type QueryOptions,
+  STRATEGIES,
+  type StrategyAnswer,
+} from "../types";
 
 const STRATEGY_NOTES: Record<string, string> = {
   rlm: "the model explores the corpus with code and sub-queries",
@@ -54,6 +64,53 @@ function progressText(progress: CompareProgress | null): string {
   return [progress.phase, ...states].filter(Boolean).join(" · ");
 }
 
+function indexNote(index: IndexBuild): string {
+  const parts = [`${count(index.passages)} passages`];
+  if (index.built.length > 0) parts.push(`built: ${index.built.join(", ")}`);
+  if (index.reused.length > 0) parts.push(`reused: ${index.reused.join(", ")}`);
+  return parts.join("; ");
+}
+
+/** The whole comparison's cost, and the parts no strategy's column holds: the judge and the index build. */
+function CompareCost({ result }: { result: CompareResult }) {
+  const judge = result.judge_usage;
+  const index = result.index;
+  return (
+    <dl class="meters compare-cost" aria-label="What the comparison cost">
+      <div>
+        <dt>Total cost</dt>
+        <dd>{money(result.cost)}</dd>
+      </div>
+      {judge && judge.model_calls > 0 && (
+        <div>
+          <dt>Judge</dt>
+          <dd>
+            {money(judge.cost)}
+            <span class="meter-note">
+              {counted(judge.model_calls, "model call")}, {count(judge.prompt_tokens + judge.completion_tokens)} tokens
+            </span>
+          </dd>
+        </div>
+      )}
+      {index && (
+        <div>
+          <dt>Index building</dt>
+          <dd>
+            {money(index.usage.model_calls > 0 ? index.usage.cost : 0)}
+            <span class="meter-note">{indexNote(index)}</span>
+          </dd>
+        </div>
+      )}
+    </dl>
+  );
+}
+
+function cancelledText(stopped: CompareCancelled): string {
+  if (stopped.strategies.length === 0) return "no strategy was still running.";
+  const subs = stopped.sub_queries > 0 ? ` with ${count(stopped.sub_queries)} sub-quer${stopped.sub_queries === 1 ? "y" : "ies"}` : "";
+  return `stopped ${stopped.strategies.join(", ")}${subs}.`;
+}
+
 function latencyChart(strategies: StrategyAnswer[], width: number): Element {
   const domain = strategyDomain(strategies.map((s) => s.strategy));
   return Plot.plot({
@@ -84,6 +141,7 @@ function CompareResultView({ result, corpusId }: { result: CompareResult; corpus
           </>
         )}
       </p>
+      <CompareCost result={result} />
       <div class="table-scroll" tabIndex={0} role="region" aria-label="Measures per strategy">
         <table class="compare-table">
           <thead>
@@ -140,11 +198,6 @@ function CompareResultView({ result, corpusId }: { result: CompareResult; corpus
               </li>
             ))}
           </ul>
-          {result.judge_usage && result.judge_usage.model_calls > 0 && (
-            <p class="facts">
-              The judge made {count(result.judge_usage.model_calls)} model calls ({count(result.judge_usage.prompt_tokens + result.judge_usage.completion_tokens)} tokens).
-            </p>
-          )}
         </section>
       )}
     </section>
@@ -153,18 +206,42 @@ function CompareResultView({ result, corpusId }: { result: CompareResult; corpus
 
 function CompareRun({ id, corpusId }: { id: string; corpusId: string | null }) {
   const live = usePolling<CompareStatus>(id, { fetch: () => compareStatus(id), done: (d) => isTerminal(d.status) });
+  const [cancel, setCancel] = useState<{ busy: boolean; message?: string }>({ busy: false });
   const status = live.data;
+  const running = status !== null && !isTerminal(status.status);
+
+  const onCancel = async () => {
+    setCancel({ busy: true, message: "Cancelling…" });
+    try {
+      setCancel({ busy: false, message: cancelledText(await cancelCompare(id)) });
+    } catch (error) {
+      setCancel({ busy: false, message: `Could not cancel: ${(error as Error).message}` });
+    }
+    live.refresh();
+  };
+
   return (
     <section class="run" aria-labelledby="compare-title" data-status={status?.status ?? "Loading"}>
-      <h2 id="compare-title">
-        Comparison <code>{id}</code>
-      </h2>
-      <p role="status">
+      <div class="run-head">
+        <h2 id="compare-title">
+          Comparison <code>{id}</code>
+        </h2>
+        {running && (
+          <button type="button" class="danger" onClick={onCancel} disabled={cancel.busy}>
+            Cancel comparison
+          </button>
+        )}
+      </div>
+      <p role="status" class="run-status">
         <StatusBadge status={status?.status} />
-        {status && !isTerminal(status.status) && status.progress && ` · ${progressText(status.progress)}`}
+        {running && status.progress && ` · ${progressText(status.progress)}`}
+        {cancel.message && <span> · {cancel.message}</span>}
       </p>
       {live.error && <Problems error={live.error} />}
       {status?.status === "Failed" && <Text tone="error" text={describe(status.error)} label="Error" />}
+      {status?.status === "Terminated" && (
+        <p class="notice bad">This comparison was cancelled before it finished: its strategies were stopped, so there is no result to compare.</p>
+      )}
       {status?.result && <CompareResultView result={status.result} corpusId={corpusId} />}
     </section>
   );
