@@ -173,7 +173,7 @@ def test_the_in_process_runner_has_the_same_deadline(model_env, model_server: Mo
 
 @pytest.mark.parametrize(
     ("setting", "value", "reason"),
-    [("RLM_MAX_TOKENS", "12000", "tokens"), ("RLM_DEADLINE_SECONDS", "8", "deadline")],
+    [("RLM_MAX_TOKENS", "12000", "tokens"), ("RLM_DEADLINE_SECONDS", "10", "deadline")],
     ids=["tokens", "deadline"],
 )
 @pytest.mark.parametrize("model_server", [endless], indirect=True)
