@@ -9,7 +9,7 @@ values, and `cgi.FieldStorage`'s is `os.environ`), machine-specific parts (the F
 DATA sections, object addresses, install and home paths) are dropped, and the
 manifest records the Python version and the corpus's sha256.
 
-    .venv/bin/python -m bench.stdlib_docs [--out bench/data]
+    .venv/bin/python -m bench.stdlib_docs [--out bench/data] [--modules os,json,...]
 
 writes `stdlib-docs.jsonl` (the corpus: {id, title, content} per module),
 `questions.jsonl` ({id, kind, question, expected} per question: exactly what `devhost
@@ -221,8 +221,10 @@ def read_questions(data: Path) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the corpus, questions and manifest go")
+    parser.add_argument("--modules", help="comma-separated modules instead of the whole library (a small set, for a quick look)")
     args = parser.parse_args(argv)
-    print(json.dumps(build(args.out), indent=2))
+    names = [m.strip() for m in args.modules.split(",") if m.strip()] if args.modules else None
+    print(json.dumps(build(args.out, names), indent=2))
     return 0
 
 
