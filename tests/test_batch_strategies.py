@@ -15,7 +15,7 @@ import pytest
 
 from shared.grading import JUDGE_SYSTEM_PROMPT
 from shared.prompts import ROOT_SYSTEM_PROMPT
-from tests.support.model_server import ModelServer, RecordedCall, ScriptedRequest, count_tokens
+from tests.support.model_server import ModelServer, RecordedCall, ScriptedError, ScriptedRequest, count_tokens
 from tests.support.retrieval import CODE, is_answer, is_rewrite, needle_documents
 from tests.support.rlm import question_of, repl
 from tests.test_cli import cli_env
@@ -182,6 +182,35 @@ def test_batch_summary_scores_each_strategy_as_computed_by_hand(tmp_path: Path, 
     assert "By kind of question" in table.stdout
     needle_line = next(line for line in table.stdout.splitlines() if line.strip("│ ").startswith("needle (1)"))
     assert "1.00 / 0.40" in needle_line and "1.00 / 0.50" in needle_line
+
+
+BROKEN = {"id": "broken", "question": "Which report did the storm destroy?", "expected": "7"}
+
+
+def rlm_fails_on_broken(request: ScriptedRequest) -> str | ScriptedError:
+    if request.system.startswith(ROOT_SYSTEM_PROMPT) and question_of(request) == BROKEN["question"]:
+        return ScriptedError(400, "this question is scripted to fail")
+    return script(request)
+
+
+def test_a_failed_answer_is_left_out_of_the_preferences(tmp_path: Path, model_server: ModelServer) -> None:
+    model_server.set_script(rlm_fails_on_broken)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in [QUESTIONS[0], BROKEN]), encoding="utf-8")
+    done = run_cli(tmp_path, model_server, "batch", "--file", str(questions), "--corpus", str(write_corpus(tmp_path)),
+                   "--strategies", "rlm,keyword,vector", "--batch-id", "one-broken", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    per = json.loads(done.stdout)["strategies"]
+    # "code": three answers stating 4417, three ties; "broken": RLM failed, so only keyword
+    # and vector ("Not stated." both) are compared: one more tie.
+    assert per["rlm"]["failed"] == 1 and per["rlm"]["preference"] == {"wins": 0, "ties": 2, "losses": 0, "win_rate": 0.5}
+    assert per["keyword"]["preference"] == per["vector"]["preference"] == {"wins": 0, "ties": 3, "losses": 0, "win_rate": 0.5}
+    rows = [json.loads(line) for line in (tmp_path / "state/data/results/one-broken.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["strategy"], r["preference"]) for r in rows[3:]] == [
+        ("broken", "rlm", {}), ("broken", "keyword", {"vector": "tie"}), ("broken", "vector", {"keyword": "tie"}),
+    ]  # fmt: skip
+    pairs = [c for c in judge_calls(model_server) if "Rubric: PREFERENCE" in c.request.prompt]
+    assert len(pairs) == 2 * (3 + 1)
 
 
 def test_cli_compare_prints_the_strategies_side_by_side(tmp_path: Path, model_server: ModelServer) -> None:
