@@ -5,9 +5,9 @@ time, then JSONL rows and a summary.
 The orchestrator keeps a sliding window with `task_any`: as one query ends the next
 starts, so a slow question does not hold a whole wave back; the judge's grading of an
 answer, when asked for, runs in the same window, and so do its pairwise preferences
-between the strategies' answers to a question once every strategy has answered it. A
-failed query is a failed row, never a failed batch. Questions are read from a blob a page at a time, so no history event
-grows with the batch.
+between the strategies' answers to a question once every strategy has finished it. A
+failed query is a failed row, never a failed batch. Questions are read from a blob a page
+at a time, so no history event grows with the batch.
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ class Work(NamedTuple):
 
 
 class BatchRun:
-    """The window of running work (queries, and the judge's grading of their answers) and
-    the counts shown as custom status."""
+    """The window of running work (queries, the judge's grading of their answers and its
+    preferences between them) and the counts shown as custom status."""
 
     def __init__(self, context: df.DurableOrchestrationContext, batch: BatchTask) -> None:
         self.context = context
