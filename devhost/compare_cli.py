@@ -163,9 +163,9 @@ def _preference(tally: Any) -> str:
 
 def print_strategy_summaries(console: Console, summary: BatchSummary) -> None:
     if summary.strategies:
-        table = Table(
-            title="Per strategy", caption="preferred: wins/ties/losses against the other strategies' answers (win rate)"
-        )
+        preferred = any(s.preference for s in summary.strategies.values())
+        caption = "preferred: wins/ties/losses against the other strategies' answers (win rate)" if preferred else None
+        table = Table(title="Per strategy", caption=caption)
         for column in ("strategy", "answered", "accuracy", "F1", "relevance", "groundedness", "coherence", "preferred", "p50 s",
                        "calls", "tokens", "cost"):  # fmt: skip
             table.add_column(column)
