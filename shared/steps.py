@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.config import Settings
-from shared.corpus import CorpusIndex, load_index, save_corpus
+from shared.corpus import load_index, save_corpus
 from shared.llm import ModelError, ModelReply, get_model
 from shared.models import CellResult, QueryResult, Source, TokenUsage
 from shared.payloads import TextRef
@@ -100,39 +100,35 @@ async def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Start (or find) the sandbox session of an instance with its corpus loaded. The loop
     runs it beside the first model call, which needs only the corpus's size."""
     p = StepInput.model_validate(payload)
-    spans.query_started(p.task)
+    opened = await asyncio.to_thread(_record_start, p, parts)
     await reserve_sandbox(p, parts)
-    question, index = await asyncio.to_thread(_question_and_index, p, parts)
-    return await parts.executor.in_thread(_open_session, p, parts, question, index)
+    height = p.task.max_depth - p.task.depth
+    await parts.executor.in_thread(parts.executor.open, p.instance_id, p.task.corpus_id, p.task.root_id, height)
+    return opened.model_dump()
 
 
-def _question_and_index(p: StepInput, parts: Parts) -> tuple[str, CorpusIndex]:
-    return p.task.question.resolve(parts.store), load_index(parts.store, p.task.corpus_id)
-
-
-def _open_session(p: StepInput, parts: Parts, question: str, index: CorpusIndex) -> dict[str, Any]:
-    parts.executor.open(p.instance_id, p.task.corpus_id, tree_id=p.task.root_id, height=p.task.max_depth - p.task.depth)
-    parts.traces.write_meta(
-        p.task.root_id,
-        InstanceMeta(
-            instance_id=p.instance_id,
-            root_id=p.task.root_id,
-            parent_id=p.task.parent_id,
-            depth=p.task.depth,
-            question=question,
-            corpus_id=p.task.corpus_id,
-            context_chars=index.chars,
-            started_at=utcnow(),
-            model=p.task.model,
-            requested_model=p.task.requested_model,
-        ),
+def _record_start(p: StepInput, parts: Parts) -> OpenOutput:
+    """The instance's trace record, written by whichever of its first two steps (the opening
+    and the first call, which run at once) gets there first: a cancel finds the instance by it,
+    so it must exist before the model is called; a retried step finds it and counts no second
+    start. Returns the corpus's size; refuses a tree the host could never run, before any call."""
+    parts.executor.slots.check(p.task.max_depth - p.task.depth)
+    index = load_index(parts.store, p.task.corpus_id)
+    meta = InstanceMeta(
+        instance_id=p.instance_id,
+        root_id=p.task.root_id,
+        parent_id=p.task.parent_id,
+        depth=p.task.depth,
+        question=p.task.question.resolve(parts.store),
+        corpus_id=p.task.corpus_id,
+        context_chars=index.chars,
+        started_at=utcnow(),
+        model=p.task.model,
+        requested_model=p.task.requested_model,
     )
-    return OpenOutput.of(index).model_dump()
-
-
-def _corpus_size(p: GenerateInput, parts: Parts) -> OpenOutput:
-    """What the first call says about the corpus, read from its index while the sandbox starts."""
-    return OpenOutput.of(load_index(parts.store, p.task.corpus_id))
+    if parts.traces.start_meta(p.task.root_id, meta):
+        spans.query_started(p.task)
+    return OpenOutput.of(index)
 
 
 @traced("generate")
@@ -142,7 +138,7 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
     started = utcnow()
     question = await asyncio.to_thread(p.task.question.resolve, parts.store)
     earlier = await asyncio.to_thread(parts.traces.steps, p.task.root_id, p.instance_id)
-    opened = p.opened or await asyncio.to_thread(_corpus_size, p, parts)
+    opened = p.opened or await asyncio.to_thread(_record_start, p, parts)
     request = render_root_request(
         question=question,
         context_chars=opened.context_chars,

@@ -104,6 +104,11 @@ class TraceStore:
     def write_meta(self, root_id: str, meta: InstanceMeta) -> None:
         self.store.put_text(self.container, instance_prefix(root_id, meta.instance_id) + "meta.json", meta.model_dump_json())
 
+    def start_meta(self, root_id: str, meta: InstanceMeta) -> bool:
+        """Record an instance's start unless a step already did; True for the one that did."""
+        key = instance_prefix(root_id, meta.instance_id) + "meta.json"
+        return self.store.put_if_absent(self.container, key, meta.model_dump_json().encode()) is not None
+
     def write_step(self, root_id: str, record: StepRecord) -> None:
         self.store.put_text(self.container, step_key(root_id, record.instance_id, record.step), record.model_dump_json())
 

@@ -107,13 +107,17 @@ class SandboxSlots:
         for waiter in leaving:
             waiter.wake(error)
 
-    def _enqueue(self, session_id: str, tree_id: str, height: int, wake: Callable[[BaseException | None], None]) -> _Waiter | None:
-        """Take the slot now (None) or queue a waiter."""
+    def check(self, height: int) -> None:
+        """Refuse a session that could never get its slot: its tree, `height` levels below it, could not all live at once."""
         if self.limit is not None and height >= self.limit:
             raise TreeTooDeep(
                 f"this query recurses {height} levels below its root, so it needs {height + 1} live sandboxes at once, "
                 f"but RLM_MAX_LIVE_SANDBOXES is {self.limit}: lower max_depth or raise the setting"
             )
+
+    def _enqueue(self, session_id: str, tree_id: str, height: int, wake: Callable[[BaseException | None], None]) -> _Waiter | None:
+        """Take the slot now (None) or queue a waiter."""
+        self.check(height)
         with self._lock:
             if self._take(session_id, height):
                 return None
