@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.stdlib_docs import DEFAULT_OUT, build
+from bench.stdlib_docs import DEFAULT_OUT, build, read_questions
 from shared.config import Settings
 from shared.corpus import render_documents, save_corpus
 from shared.models import Document
@@ -46,8 +46,7 @@ def load(data: Path) -> tuple[list[Document], list[dict[str, Any]]]:
     documents = [
         Document.model_validate_json(line) for line in (data / "stdlib-docs.jsonl").read_text(encoding="utf-8").splitlines()
     ]
-    questions = [json.loads(line) for line in (data / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
-    return documents, questions
+    return documents, read_questions(data)
 
 
 async def measure(settings: Settings, documents: list[Document], questions: list[dict[str, Any]], top_k: int) -> dict[str, Any]:

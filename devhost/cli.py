@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the result object as JSON")
 
     batch = commands.add_parser("batch", help="answer a file of questions over one corpus; prints the summary")
-    batch.add_argument("--file", type=Path, help="a .jsonl of {id?, question, expected?} lines, or a .json list of them or batch object")
+    batch.add_argument("--file", type=Path, help="a .jsonl of {id?, question, expected?, kind?} lines, or a .json list of them or batch object")
     batch.add_argument("--corpus", type=Path, help="a text file, a folder of .txt/.md files, or a .jsonl of {id?, title, content}")
     batch.add_argument("--batch-id", help="resume (or read the summary of) this batch; new batches get a fresh id")
     batch.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where histories, corpora and results live")

@@ -75,8 +75,10 @@ async def compare(args: argparse.Namespace, console: Console) -> int:
     compare_id = args.compare_id or uuid.uuid4().hex
     if not re.match(COMPARE_ID, compare_id):
         raise UsageError("--compare-id must be 4-48 letters, digits, '-' or '_', starting with a letter or digit")
-    args.resume_hint = (f"comparison {compare_id} is saved; resume it with: "
-                        f"python -m devhost compare --compare-id {compare_id} --state-dir {args.state_dir}")
+    args.resume_hint = (
+        f"comparison {compare_id} is saved; resume it with: "
+        f"python -m devhost compare --compare-id {compare_id} --state-dir {args.state_dir}"
+    )
     stderr = Console(stderr=True)
 
     def show(status: Any) -> None:
@@ -152,35 +154,53 @@ def print_compare(console: Console, result: CompareResult, compare_id: str) -> N
         console.print(f"Total cost (strategies, index build and judge): {_cost(result.cost)}")
 
 
+def _preference(tally: Any) -> str:
+    """Wins/ties/losses in the judge's pairwise preferences, and the win rate (a tie counts half)."""
+    if tally is None:
+        return "-"
+    return f"{tally.wins}/{tally.ties}/{tally.losses} ({_score(tally.win_rate)})"
+
+
 def print_strategy_summaries(console: Console, summary: BatchSummary) -> None:
-    if not summary.strategies:
+    if summary.strategies:
+        preferred = any(s.preference for s in summary.strategies.values())
+        caption = "preferred: wins/ties/losses against the other strategies' answers (win rate)" if preferred else None
+        table = Table(title="Per strategy", caption=caption)
+        for column in ("strategy", "answered", "accuracy", "F1", "relevance", "groundedness", "coherence", "preferred", "p50 s",
+                       "calls", "tokens", "cost"):  # fmt: skip
+            table.add_column(column)
+        for name, s in summary.strategies.items():
+            judge = s.judge
+            table.add_row(
+                name,
+                f"{s.answered}/{s.count}",
+                _score(s.accuracy),
+                _score(s.f1),
+                *(_score(getattr(judge, r)) if judge else "-" for r in ("relevance", "groundedness", "coherence")),
+                _preference(s.preference),
+                _score(s.latency_seconds.p50) if s.latency_seconds else "-",
+                str(s.usage.model_calls),
+                str(s.usage.prompt_tokens + s.usage.completion_tokens),
+                _cost(s.cost),
+            )
+        console.print(table)
+    print_kind_summaries(console, summary)
+
+
+def print_kind_summaries(console: Console, summary: BatchSummary) -> None:
+    """Accuracy and F1 by the questions' kind, one column per strategy."""
+    by_strategy = {name: s.kinds for name, s in (summary.strategies or {}).items()} or {"all": summary.kinds}
+    kinds = sorted({kind for split in by_strategy.values() for kind in split or {}})
+    if not kinds:
         return
-    table = Table(title="Per strategy")
-    for column in (
-        "strategy",
-        "answered",
-        "accuracy",
-        "F1",
-        "relevance",
-        "groundedness",
-        "coherence",
-        "p50 s",
-        "calls",
-        "tokens",
-        "cost",
-    ):
-        table.add_column(column)
-    for name, s in summary.strategies.items():
-        judge = s.judge
-        table.add_row(
-            name,
-            f"{s.answered}/{s.count}",
-            _score(s.accuracy),
-            _score(s.f1),
-            *(_score(getattr(judge, r)) if judge else "-" for r in ("relevance", "groundedness", "coherence")),
-            _score(s.latency_seconds.p50) if s.latency_seconds else "-",
-            str(s.usage.model_calls),
-            str(s.usage.prompt_tokens + s.usage.completion_tokens),
-            _cost(s.cost),
-        )
+    table = Table(title="By kind of question", caption="accuracy / F1 over the questions of each kind")
+    table.add_column("kind")
+    for name in by_strategy:
+        table.add_column(name)
+    for kind in kinds:
+        cells = []
+        for split in by_strategy.values():
+            found = (split or {}).get(kind)
+            cells.append(f"{_score(found.accuracy)} / {_score(found.f1)}" if found else "-")
+        table.add_row(f"{kind} ({next(s[kind].count for s in by_strategy.values() if s and kind in s)})", *cells)
     console.print(table)

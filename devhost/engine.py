@@ -17,6 +17,7 @@ from typing import Any
 
 from .config import HostConfig
 from .decisions import (
+    COMPLETIONS,
     SCHEDULING,
     OrchestrationError,
     cancelled_timers,
@@ -292,14 +293,19 @@ class Engine:
 
     def _continue_as_new(self, row: InstanceRow, input_text: str | None, decided: list[StoredEvent],
                          consumed: list[int], outbound: list[Message], now: datetime) -> None:
-        """Restart the instance with a fresh history and the new input. Events that
-        arrive while this happens stay in the inbox and reach the new generation."""
+        """Restart the instance with a fresh history and the new input. Events raised while
+        this happens stay in the inbox and reach the new generation; completions that came in
+        while the episode ran (a timer firing, an activity finishing) belong to the generation
+        that ends here and are dropped, as Azure drops a previous execution's messages: the
+        new generation numbers its tasks from 0 again, so one would complete the wrong task."""
         try:
             check_message(input_text, "continue-as-new input")
         except PayloadTooLarge as exc:
             self._finish(row, OrchestratorReply(error=str(exc)), decided, consumed, now)
             return
         self.cancel_timers(row.instance_id)
+        consumed = consumed + [item.inbox_id for item in self.store.inbox(row.instance_id)
+                               if item.inbox_id and item.event["EventType"] in COMPLETIONS]
         row.status, row.input, row.actions_seen = "ContinuedAsNew", input_text, []
         parent_ref = None
         if row.parent_id is not None:

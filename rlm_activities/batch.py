@@ -4,17 +4,19 @@ time, then JSONL rows and a summary.
 
 The orchestrator keeps a sliding window with `task_any`: as one query ends the next
 starts, so a slow question does not hold a whole wave back; the judge's grading of an
-answer, when asked for, runs in the same window. A failed query is a failed row, never
-a failed batch. Questions are read from a blob a page at a time, so no history event
-grows with the batch.
+answer, when asked for, runs in the same window, and so do its pairwise preferences
+between the strategies' answers to a question once every strategy has finished it. A
+failed query is a failed row, never a failed batch. Questions are read from a blob a page
+at a time, so no history event grows with the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Generator
-from typing import Any
+from typing import Any, NamedTuple
 
 import azure.durable_functions as df
 
@@ -30,6 +32,7 @@ from rlm_activities.batch_models import (
     StoredQuestion,
     WriteInput,
     batch_instance_id,
+    preference_group,
     query_instance_id,
     questions_key,
     results_key,
@@ -41,7 +44,8 @@ from rlm_activities.retrieval import STRATEGY_ORCHESTRATOR
 from rlm_activities.starts import start_once
 from shared.catalog import Catalog, Outcome, body_digest
 from shared.config import Settings
-from shared.judge import JudgeInput, read_judgement
+from shared.grading import verdicts
+from shared.judge import JudgeInput, pair_inputs, read_judgement, read_preference
 from shared.models import QueryRequest, TokenUsage
 from shared.payloads import TextRef
 from shared.retrieval.loop import strategy_task
@@ -72,9 +76,11 @@ def prepare_batch(request: BatchRequest, batch_id: str, settings: Settings, stor
     )
     template = root_task(first, batch_instance_id(batch_id), settings, store)
     by_id = first.model_copy(update={"corpus": None, "documents": None, "corpus_id": template.corpus_id})
-    baselines = {s: strategy_task(by_id, s, batch_instance_id(batch_id), settings, store) for s in request.strategies if s != "rlm"}
+    baselines = {
+        s: strategy_task(by_id, s, batch_instance_id(batch_id), settings, store) for s in request.strategies if s != "rlm"
+    }
     questions = [
-        StoredQuestion(id=q.id or str(n), question=q.question, expected=q.expected)
+        StoredQuestion(id=q.id or str(n), question=q.question, expected=q.expected, kind=q.kind)
         for n, q in enumerate(request.questions, start=1)
     ]
     body = json.dumps([q.model_dump() for q in questions])
@@ -101,16 +107,29 @@ def rlm_batch(context: df.DurableOrchestrationContext) -> Steps:
     return (yield from BatchRun(context, batch).run())
 
 
+class Work(NamedTuple):
+    """What a task of the window is: a query, the judge's grading of one answer, or its
+    preferences between the answers to question `index`."""
+
+    kind: str
+    instance_id: str
+    index: int
+    strategy: Strategy | None = None
+
+
 class BatchRun:
-    """The window of running work (queries, and the judge's grading of their answers) and
-    the counts shown as custom status."""
+    """The window of running work (queries, the judge's grading of their answers and its
+    preferences between them) and the counts shown as custom status."""
 
     def __init__(self, context: df.DurableOrchestrationContext, batch: BatchTask) -> None:
         self.context = context
         self.batch = batch
         self.questions: list[TextRef] = []
-        self.running: dict[Any, tuple[str, str]] = {}
+        self.expected: list[TextRef | None] = []
+        self.running: dict[Any, Work] = {}
         self.errors: dict[str, str] = {}
+        # Per question, the strategies that finished it and whether each answered.
+        self.finished: dict[int, dict[Strategy, bool]] = {}
         self.index_usage = TokenUsage()
         self.progress = BatchProgress(phase="running", total=batch.count * len(batch.strategies))
 
@@ -127,15 +146,17 @@ class BatchRun:
                 next_item += 1
             self._report()
             finished = yield self.context.task_any(list(self.running))
-            kind, instance_id = self.running.pop(finished)
-            if kind == "judge":
+            done = self.running.pop(finished)
+            if done.kind != "query":
                 continue
-            if isinstance(finished.result, Exception):
-                self.errors[instance_id] = str(finished.result)[:ERROR_CHARS]
+            answered = not isinstance(finished.result, Exception)
+            if not answered:
+                self.errors[done.instance_id] = str(finished.result)[:ERROR_CHARS]
                 self.progress.failed += 1
             elif self.batch.judge_model:
-                self._judge(instance_id)
+                self._judge(done)
             self.progress.done += 1
+            self._finished(done, answered)
         self.progress.phase = "writing results"
         self._report()
         write = WriteInput(
@@ -167,8 +188,11 @@ class BatchRun:
     def _start(self, index: int, strategy: Strategy) -> Steps:
         if index >= len(self.questions):
             page = PageInput(batch_id=self.batch.batch_id, start=index, count=QUESTIONS_PAGE)
-            output = yield self.context.call_activity_with_retry("batch_questions", STORAGE_RETRY, page.model_dump())
-            self.questions.extend(PageOutput.model_validate(output).questions)
+            output = PageOutput.model_validate(
+                (yield self.context.call_activity_with_retry("batch_questions", STORAGE_RETRY, page.model_dump()))
+            )
+            self.questions.extend(output.questions)
+            self.expected.extend(output.expected or [None] * len(output.questions))
         instance_id = query_instance_id(self.batch.batch_id, index, strategy)
         update: dict[str, Any] = {"question": self.questions[index], "root_id": instance_id}
         if strategy == "rlm":
@@ -178,15 +202,34 @@ class BatchRun:
         else:
             name, template = STRATEGY_ORCHESTRATOR, self.batch.baselines[strategy]
         task = template.model_copy(update=update)
-        self.running[self.context.call_sub_orchestrator(name, task.model_dump(), instance_id)] = ("query", instance_id)
+        self.running[self.context.call_sub_orchestrator(name, task.model_dump(), instance_id)] = Work(
+            "query", instance_id, index, strategy
+        )
 
-    def _judge(self, instance_id: str) -> None:
+    def _judge(self, done: Work) -> None:
         assert self.batch.judge_model is not None
-        grade = JudgeInput(root_id=instance_id, instance_id=instance_id, model=self.batch.judge_model)
-        self.running[self.context.call_activity_with_retry("judge_answer", MODEL_RETRY, grade.model_dump())] = ("judge", instance_id)
+        grade = JudgeInput(root_id=done.instance_id, instance_id=done.instance_id, model=self.batch.judge_model)
+        task = self.context.call_activity_with_retry("judge_answer", MODEL_RETRY, grade.model_dump())
+        self.running[task] = Work("judge", done.instance_id, done.index)
+
+    def _finished(self, done: Work, answered: bool) -> None:
+        """Once every strategy has finished a question, the judge prefers between its answers."""
+        assert done.strategy is not None
+        by_strategy = self.finished.setdefault(done.index, {})
+        by_strategy[done.strategy] = answered
+        if len(by_strategy) < len(self.batch.strategies):
+            return
+        del self.finished[done.index]
+        instances = {s: query_instance_id(self.batch.batch_id, done.index, s) for s in self.batch.strategies if by_strategy[s]}
+        if not self.batch.judge_model or len(instances) < 2:
+            return
+        group = preference_group(self.batch.batch_id, done.index)
+        for pair in pair_inputs(group, instances, self.batch.judge_model, self.expected[done.index]):
+            task = self.context.call_activity_with_retry("judge_pair", MODEL_RETRY, pair.model_dump())
+            self.running[task] = Work("preference", group, done.index)
 
     def _report(self) -> None:
-        self.progress.running = sum(1 for kind, _ in self.running.values() if kind == "query")
+        self.progress.running = sum(1 for work in self.running.values() if work.kind == "query")
         self.context.set_custom_status(self.progress.model_dump())
 
 
@@ -196,7 +239,10 @@ def batch_questions(payload: dict) -> dict:
     p = PageInput.model_validate(payload)
     store = services.store()
     page = load_questions(store, p.batch_id)[p.start : p.start + p.count]
-    return PageOutput(questions=[TextRef.of(q.question, store, limit=QUESTION_INLINE) for q in page]).model_dump()
+    return PageOutput(
+        questions=[TextRef.of(q.question, store, limit=QUESTION_INLINE) for q in page],
+        expected=[TextRef.of(q.expected, store, limit=QUESTION_INLINE) if q.expected is not None else None for q in page],
+    ).model_dump()
 
 
 @bp.activity_trigger(input_name="payload")
@@ -208,6 +254,12 @@ def write_batch_results(payload: dict) -> dict:
     rows = []
     judge_usage = TokenUsage()
     for index, question in enumerate(load_questions(store, p.batch_id)[: p.count]):
+        group = preference_group(p.batch_id, index)
+        preferences = [
+            found for a, b in itertools.combinations(p.strategies, 2) if (found := read_preference(traces, group, a, b))
+        ]
+        judge_usage += sum((found.usage for found in preferences), TokenUsage())
+        seen = verdicts((found.a, found.b, found.winner) for found in preferences)
         for strategy in p.strategies:
             instance_id = query_instance_id(p.batch_id, index, strategy)
             result = traces.result(instance_id, instance_id)
@@ -215,7 +267,8 @@ def write_batch_results(payload: dict) -> dict:
             judged = read_judgement(traces, instance_id, instance_id)
             scores = judged.scores if judged else None
             judge_usage += judged.usage if judged else TokenUsage()
-            rows.append(build_row(instance_id, strategy, question, result, answer, p.errors.get(instance_id), scores))
+            error = p.errors.get(instance_id)
+            rows.append(build_row(instance_id, strategy, question, result, answer, error, scores, seen.get(strategy, {})))
     container = store.containers.results
     results, summary_path = f"{container}/{results_key(p.batch_id)}", f"{container}/{summary_key(p.batch_id)}"
     summary = summarize(

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.grading import JudgeScores
+from shared.grading import JudgeScores, PreferenceTally, Verdict
 from shared.models import NOT_BLANK, CorpusSource, NonBlank, QueryOptions, Strict, TokenUsage
 from shared.payloads import TextRef
 from shared.retrieval.models import Baseline, Strategy, StrategyTask
@@ -26,6 +26,7 @@ BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,47}$"
 MAX_QUESTIONS = 1000
 QUESTION_CHARS = 20_000
 QUESTIONS_PAGE = 50
+KIND = r"^[\w.-]{1,64}$"
 
 
 def batch_instance_id(batch_id: str) -> str:
@@ -51,10 +52,16 @@ def summary_key(batch_id: str) -> str:
     return f"{batch_id}.summary.json"
 
 
+def preference_group(batch_id: str, index: int) -> str:
+    """Where the judge's preferences between the strategies' answers to question `index` are kept."""
+    return f"{batch_instance_id(batch_id)}-{index + 1}-preference"
+
+
 class BatchQuestion(Strict):
     id: str | None = Field(None, min_length=1, max_length=200)
     question: NonBlank = Field(max_length=QUESTION_CHARS)
     expected: str | None = Field(None, max_length=QUESTION_CHARS)
+    kind: str | None = Field(None, pattern=KIND, description="a label (e.g. needle, aggregation) the summary splits scores by")
 
 
 def _questions_or_strings(schema: dict[str, Any]) -> None:
@@ -75,7 +82,9 @@ class BatchRequest(CorpusSource):
     )
     options: QueryOptions = Field(default_factory=QueryOptions)
     concurrency: int | None = Field(None, ge=1, le=64)
-    strategies: list[Strategy] = Field(default_factory=lambda: ["rlm"], min_length=1, max_length=5, json_schema_extra={"uniqueItems": True})
+    strategies: list[Strategy] = Field(
+        default_factory=lambda: ["rlm"], min_length=1, max_length=5, json_schema_extra={"uniqueItems": True}
+    )
     # The LLM judge grades every answer; by default only when strategies are compared.
     judge: bool | None = None
 
@@ -116,6 +125,7 @@ class StoredQuestion(BaseModel):
     id: str
     question: str
     expected: str | None = None
+    kind: str | None = None
 
 
 class BatchTask(BaseModel):
@@ -139,6 +149,7 @@ class PageInput(BaseModel):
 
 class PageOutput(BaseModel):
     questions: list[TextRef]
+    expected: list[TextRef | None] = Field(default_factory=list)  # the judge's reference in its preferences
 
 
 class WriteInput(BaseModel):
@@ -168,6 +179,7 @@ class BatchRow(BaseModel):
 
     id: str
     strategy: Strategy = "rlm"
+    kind: str | None = None
     question: str
     answer: str | None
     expected: str | None
@@ -180,6 +192,8 @@ class BatchRow(BaseModel):
     duration_seconds: float | None
     instance_id: str
     judge: JudgeScores | None = None
+    # The judge's preference between this answer and each other strategy's to the same question.
+    preference: dict[Strategy, Verdict] = Field(default_factory=dict)
     error: str | None = None
 
 
@@ -198,6 +212,14 @@ class JudgeMeans(BaseModel):
     coherence: float | None = None
 
 
+class KindScores(BaseModel):
+    """Exact match and F1 over the questions of one kind that have an expected answer."""
+
+    count: int
+    accuracy: float | None
+    f1: float | None
+
+
 class StrategySummary(BaseModel):
     """One strategy's share of a batch."""
 
@@ -207,6 +229,8 @@ class StrategySummary(BaseModel):
     accuracy: float | None
     f1: float | None
     judge: JudgeMeans | None
+    preference: PreferenceTally | None = None
+    kinds: dict[str, KindScores] | None = None
     latency_seconds: Latency | None
     cost: float | None = None
     usage: TokenUsage
@@ -221,6 +245,7 @@ class BatchSummary(BaseModel):
     correct: int
     accuracy: float | None
     f1: float | None = None
+    kinds: dict[str, KindScores] | None = None
     usage: TokenUsage
     cost: float | None = None  # of every query, when RLM_PRICES prices their models
     judge_usage: TokenUsage = Field(default_factory=TokenUsage)  # the judge's calls, with their cost

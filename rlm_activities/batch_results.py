@@ -7,8 +7,8 @@ import math
 import statistics
 from collections.abc import Iterable
 
-from rlm_activities.batch_models import BatchRow, BatchSummary, JudgeMeans, Latency, StoredQuestion, StrategySummary
-from shared.grading import RUBRICS, JudgeScores, exact_match, token_f1
+from rlm_activities.batch_models import BatchRow, BatchSummary, JudgeMeans, KindScores, Latency, StoredQuestion, StrategySummary
+from shared.grading import RUBRICS, JudgeScores, PreferenceTally, Verdict, exact_match, token_f1
 from shared.models import QueryResult, TokenUsage
 from shared.retrieval.models import Strategy
 
@@ -21,8 +21,10 @@ def build_row(
     answer: str | None,
     error: str | None,
     judge: JudgeScores | None = None,
+    preference: dict[Strategy, Verdict] | None = None,
 ) -> BatchRow:
-    """A row from the query's stored result and the error its orchestration ended with, if any."""
+    """A row from the query's stored result and the error its orchestration ended with, if
+    any, with the judge's scores of it and its preferences against the other strategies."""
     failed = result is None or result.failed or error is not None
     if failed:
         error = (result.error if result else None) or error or "the query ended without a result"
@@ -34,6 +36,7 @@ def build_row(
     return BatchRow(
         id=question.id,
         strategy=strategy,
+        kind=question.kind,
         question=question.question,
         answer=None if failed else answer,
         expected=question.expected,
@@ -46,6 +49,7 @@ def build_row(
         duration_seconds=result.duration_seconds if result else None,
         instance_id=instance_id,
         judge=judge if not failed else None,
+        preference=preference if preference and not failed else {},
         error=error if failed else None,
     )
 
@@ -84,6 +88,30 @@ def judge_means(rows: list[BatchRow]) -> JudgeMeans | None:
     return JudgeMeans(**{rubric: _mean([s for j in judged if (s := getattr(j, rubric)) is not None]) for rubric in RUBRICS})
 
 
+def _accuracy(scored: list[BatchRow]) -> float | None:
+    return round(sum(1 for r in scored if r.correct) / len(scored), 4) if scored else None
+
+
+def kind_scores(rows: list[BatchRow]) -> dict[str, KindScores] | None:
+    """Exact match and F1 by the questions' kind, when the questions name kinds."""
+    kinds = sorted({r.kind for r in rows if r.kind is not None})
+    if not kinds:
+        return None
+    split = {}
+    for kind in kinds:
+        scored = [r for r in rows if r.kind == kind and r.correct is not None]
+        split[kind] = KindScores(
+            count=sum(1 for r in rows if r.kind == kind), accuracy=_accuracy(scored), f1=_mean([r.f1 or 0.0 for r in scored])
+        )
+    return split
+
+
+def preference_tally(rows: list[BatchRow]) -> PreferenceTally | None:
+    """Wins, ties and losses of these rows' answers in the judge's pairwise preferences."""
+    found = [verdict for r in rows for verdict in r.preference.values()]
+    return PreferenceTally.of(found) if found else None
+
+
 def strategy_summary(rows: list[BatchRow]) -> StrategySummary:
     failed = sum(1 for r in rows if r.error is not None)
     scored = [r for r in rows if r.correct is not None]
@@ -92,9 +120,11 @@ def strategy_summary(rows: list[BatchRow]) -> StrategySummary:
         count=len(rows),
         answered=len(rows) - failed,
         failed=failed,
-        accuracy=round(sum(1 for r in scored if r.correct) / len(scored), 4) if scored else None,
+        accuracy=_accuracy(scored),
         f1=_mean([r.f1 or 0.0 for r in scored]),
         judge=judge_means(rows),
+        preference=preference_tally(rows),
+        kinds=kind_scores(rows),
         latency_seconds=latency(rows),
         cost=usage.cost,
         usage=usage,
@@ -128,6 +158,7 @@ def summarize(
         correct=sum(1 for r in scored if r.correct),
         accuracy=overall.accuracy,
         f1=overall.f1,
+        kinds=overall.kinds,
         usage=overall.usage,
         cost=overall.usage.cost,
         judge_usage=judge_usage or TokenUsage(),

@@ -8,7 +8,6 @@ awaited one at a time with `task_any`, so one failure does not cut the others sh
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import azure.durable_functions as df
@@ -98,14 +97,8 @@ def compare_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
             context.call_activity_with_retry("judge_answer", MODEL_RETRY, judge.JudgeInput(root_id=instance[s], instance_id=instance[s], model=task.judge_model).model_dump())
             for s in answered
         ]  # fmt: skip
-        pairs = list(itertools.combinations(answered, 2))
-        asked = [
-            context.call_activity_with_retry("judge_pair", MODEL_RETRY, judge.PairInput(
-                compare_id=task.compare_id, a=instance[a], b=instance[b], a_label=a, b_label=b, expected=task.expected,
-                model=task.judge_model, trace=task.strategies_trace,
-            ).model_dump())
-            for a, b in pairs
-        ]  # fmt: skip
+        pairs = judge.pair_inputs(task.compare_id, instance, task.judge_model, task.expected, task.strategies_trace)
+        asked = [context.call_activity_with_retry("judge_pair", MODEL_RETRY, pair.model_dump()) for pair in pairs]
         outputs = yield context.task_all(grading + asked)  # scores are stored beside each answer
         for out in outputs[len(grading) :]:
             pair = judge.PairOutput.model_validate(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
@@ -234,6 +235,35 @@ def combine_votes(first: Winner | None, swapped: Winner | None) -> Winner:
     if first is not None and first == unswapped:
         return first
     return "tie"
+
+
+Verdict = Literal["win", "tie", "loss"]
+
+
+def verdicts(preferences: Iterable[tuple[str, str, str]]) -> dict[str, dict[str, Verdict]]:
+    """Each (a, b, winner) preference seen from both sides: what every label got against each
+    other label ("tie" unless the winner is one of the two)."""
+    seen: dict[str, dict[str, Verdict]] = {}
+    for a, b, winner in preferences:
+        seen.setdefault(a, {})[b] = "win" if winner == a else "loss" if winner == b else "tie"
+        seen.setdefault(b, {})[a] = "win" if winner == b else "loss" if winner == a else "tie"
+    return seen
+
+
+class PreferenceTally(BaseModel):
+    """How one strategy fared in the judge's pairwise preferences; `win_rate` counts a tie as half."""
+
+    wins: int = 0
+    ties: int = 0
+    losses: int = 0
+    win_rate: float | None = None
+
+    @classmethod
+    def of(cls, found: Iterable[Verdict]) -> PreferenceTally:
+        counted = Counter(found)
+        wins, ties, losses = counted["win"], counted["tie"], counted["loss"]
+        total = wins + ties + losses
+        return cls(wins=wins, ties=ties, losses=losses, win_rate=round((wins + ties / 2) / total, 4) if total else None)
 
 
 class JudgeScores(BaseModel):

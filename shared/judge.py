@@ -9,6 +9,7 @@ so a retried activity returns the stored one instead of asking the judge again.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -58,7 +59,8 @@ class Judgement(BaseModel):
 
 
 class PairInput(BaseModel):
-    """Which of two finished queries (by instance id) answered the same question better."""
+    """Which of two finished queries (by instance id) answered the same question better;
+    `compare_id` names the comparison (or the batch's question) the pair belongs to."""
 
     compare_id: str
     a: str
@@ -82,6 +84,29 @@ class Preference(PairOutput):
     """A pairwise judgement as stored, with both calls."""
 
     calls: list[StepRecord]
+
+
+def pair_inputs(
+    compare_id: str, instances: dict[str, str], model: str, expected: TextRef | None = None, trace: TraceParent | None = None
+) -> list[PairInput]:
+    """Every pair of the answers to one question, by label (a strategy) in the order given:
+    what a comparison and a batch's question ask the judge to prefer between."""
+    return [
+        PairInput(compare_id=compare_id, a=instances[a], b=instances[b], a_label=a, b_label=b, expected=expected, model=model, trace=trace)
+        for a, b in itertools.combinations(instances, 2)
+    ]  # fmt: skip
+
+
+def preference_key(compare_id: str, a_label: str, b_label: str) -> str:
+    return f"{compare_id}/preferences/{a_label}-{b_label}.json"
+
+
+def read_preference(traces: TraceStore, compare_id: str, a_label: str, b_label: str) -> Preference | None:
+    try:
+        data = traces.store.get_bytes(traces.container, preference_key(compare_id, a_label, b_label))
+    except BlobNotFound:
+        return None
+    return Preference.model_validate_json(data)
 
 
 def judgement_key(root_id: str, instance_id: str) -> str:
@@ -145,7 +170,9 @@ async def judge_answer(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     judged = TraceParent(trace_id=result.trace_id) if result.trace_id else TraceParent.of_root(p.root_id)
     attributes = {"rlm.root_id": p.root_id, "rlm.instance_id": p.instance_id, "rlm.judge.model": p.model}
     with spans.step_span("judge", judged, query_span_id(judged.trace_id, p.instance_id), attributes):
-        asked = await asyncio.gather(*(_ask(parts, p.model, prompts[r], p.instance_id, n) for n, r in enumerate(RUBRICS, start=1)))
+        asked = await asyncio.gather(
+            *(_ask(parts, p.model, prompts[r], p.instance_id, n) for n, r in enumerate(RUBRICS, start=1))
+        )
     scores = JudgeScores(**{r: parse_score(reply) if reply else None for r, (reply, _) in zip(RUBRICS, asked, strict=True)})
     judgement = Judgement(
         model=p.model,
@@ -163,6 +190,9 @@ async def judge_answer(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
 async def judge_pair(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """The preferred of two answers: asked twice, A/B and B/A, and a winner only if both agree."""
     p = PairInput.model_validate(payload)
+    stored = await asyncio.to_thread(read_preference, parts.traces, p.compare_id, p.a_label, p.b_label)
+    if stored is not None:  # a retried activity: the judge was asked already
+        return PairOutput.model_validate(stored.model_dump(exclude={"calls"})).model_dump()
     results = [await asyncio.to_thread(parts.traces.result, iid, iid) for iid in (p.a, p.b)]
     if any(r is None or r.failed for r in results):
         raise ValueError(f"both {p.a} and {p.b} must have answered")
@@ -181,6 +211,6 @@ async def judge_pair(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     usage = sum((rec.usage or TokenUsage() for _, rec in asked), TokenUsage())
     output = PairOutput(a=p.a_label, b=p.b_label, winner=winner, votes=votes, usage=usage)
     record = Preference(**output.model_dump(), calls=[rec for _, rec in asked])
-    key = f"{p.compare_id}/preferences/{p.a_label}-{p.b_label}.json"
+    key = preference_key(p.compare_id, p.a_label, p.b_label)
     await asyncio.to_thread(parts.traces.store.put_text, parts.traces.container, key, record.model_dump_json())
     return output.model_dump()

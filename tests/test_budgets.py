@@ -19,9 +19,11 @@ from shared.loop import run_local
 from shared.models import QueryRequest, QueryResult, TokenUsage
 from shared.prompts import NO_CODE_NUDGE
 from shared.steps import Parts
+from shared.telemetry.spans import QUERY_SPAN
 from shared.trace import trace_tree
 from tests.support.model_server import ModelServer, ScriptedRequest
 from tests.support.rlm import filler_corpus, is_forced, is_leaf, iteration_of, question_of, repl, run_query
+from tests.support.telemetry import in_memory
 
 pytestmark = pytest.mark.timeout(300)
 PARTS = 4
@@ -167,6 +169,32 @@ def test_the_in_process_runner_has_the_same_deadline(model_env, model_server: Mo
     assert root is not None and len(root.children) == PARTS
     assert all(c.result is not None and c.result.forced_reason == "deadline" for c in root.children)
     assert all(parts.executor.backend.process(n.meta.instance_id) is None for n in [root, *root.children])
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "reason"),
+    [("RLM_MAX_TOKENS", "12000", "tokens"), ("RLM_DEADLINE_SECONDS", "10", "deadline")],
+    ids=["tokens", "deadline"],
+)
+@pytest.mark.parametrize("model_server", [endless], indirect=True)
+def test_a_budget_from_the_settings_limits_a_query_that_names_none(
+    rlm_env: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch, setting: str, value: str, reason: str
+) -> None:
+    """No budget in the query's options: the settings' default bounds the whole tree all the same,
+    and each query's span says why its answer was forced."""
+    monkeypatch.setenv(setting, value)
+    services.reset()
+    if reason == "deadline":
+        model_server.set_latency(0.3)  # the tree would take minutes to reach its iteration limits
+    collected = in_memory()
+    collected.spans.clear()
+    result, tree = run_tree(rlm_env, {})
+    assert_forced_everywhere(result, tree, reason)
+    if reason == "tokens":
+        assert total(result).total_tokens <= 12_000 + largest_calls(result, lambda u: u.total_tokens)
+    queries = [s for s in collected.spans.get_finished_spans() if s.name == QUERY_SPAN]
+    assert len(queries) == 1 + PARTS
+    assert {(s.attributes["rlm.outcome"], s.attributes["rlm.forced_reason"]) for s in queries} == {("forced", reason)}
 
 
 def test_a_child_gets_an_equal_part_of_what_is_left_and_an_earlier_deadline() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.model_server import ModelServer, ScriptedRequest
-from tests.support.rlm import iteration_of, repl
+from tests.support.rlm import iteration_of, raw_without_timestamps, repl
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "field-stations.jsonl"
@@ -150,6 +150,11 @@ def test_killed_ask_resumes_without_repeating_completed_iterations(
     seen = Counter(iteration_of(c.request) for c in model_server.calls)
     assert all(seen[n] == 1 for n in range(1, killed_at)), seen
     assert seen[killed_at + 1] == 1 and result["iterations"] == killed_at + 1
+    # The call the killed process never got an answer to goes out again from a new process and
+    # a new Copilot CLI, rebuilt from the trace: the very bytes the first attempt sent.
+    killed, resent = [c.request for c in model_server.calls if iteration_of(c.request) == killed_at]
+    assert raw_without_timestamps(resent) == raw_without_timestamps(killed)
+    assert b"<current_datetime></current_datetime>" in raw_without_timestamps(killed)
 
     code, out, _ = finish(ask(tmp_path, model_server, "--instance-id", "crash-test-1", "--json"))
     assert code == 0 and json.loads(out)["answer"] == expected

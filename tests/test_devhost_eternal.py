@@ -64,3 +64,36 @@ def test_an_event_the_old_generation_never_awaited_is_dropped(tmp_path: Path) ->
 
     status = with_host(tmp_path, body, app=eternal_app.app)
     assert status.output == "no second event"
+
+
+def test_a_timer_of_the_old_generation_firing_during_continue_as_new_is_dropped(tmp_path: Path) -> None:
+    """The first generation's timer fires while the episode that continues it as new runs: its
+    TimerFired names task 0 of a history that is gone, and must not complete the new
+    generation's task 0 (a timer of its own, a minute away)."""
+    eternal_app.relay_entered.clear()
+    eternal_app.relay_release.clear()
+
+    def fired_in_inbox(host, iid: str) -> bool:
+        return any(e.event["EventType"] == EventType.TIMER_FIRED for e in host.store.inbox(iid))
+
+    async def body(host):
+        iid = await host.start_new("Relay", 0)
+        await until(lambda: any(e["EventType"] == EventType.TIMER_CREATED for e in host.history(iid)), "the first timer")
+        await host.raise_event(iid, "Next", "first")
+        assert await asyncio.to_thread(eternal_app.relay_entered.wait, WAIT)
+        await until(lambda: fired_in_inbox(host, iid), "the old generation's timer to fire")
+        eternal_app.relay_release.set()
+        await until(lambda: _in_generation(host, iid, 1), "the new generation")
+        await host.raise_event(iid, "Next", "second")
+        return await host.wait_for_completion(iid, timeout=WAIT)
+
+    try:
+        status = with_host(tmp_path, body, app=eternal_app.app)
+    finally:
+        eternal_app.relay_release.set()
+    assert status.output == "second"
+
+
+async def _in_generation(host, iid, generation):
+    status = await host.get_status(iid)
+    return status is not None and status.input == generation

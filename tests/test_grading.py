@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.grading import (
+    PreferenceTally,
     combine_votes,
     exact_match,
     normalize,
@@ -16,6 +17,7 @@ from shared.grading import (
     parse_winner,
     rubric_prompt,
     token_f1,
+    verdicts,
 )
 
 
@@ -137,6 +139,18 @@ def test_pairwise_votes_count_only_when_both_orders_agree() -> None:
     assert combine_votes("a", "a") == "tie"  # the judge picked a position, not an answer
     assert combine_votes("a", None) == "tie"
     assert combine_votes("tie", "tie") == "tie"
+
+
+def test_preferences_are_tallied_from_both_sides_with_ties_as_half() -> None:
+    seen = verdicts([("rlm", "keyword", "rlm"), ("rlm", "vector", "tie"), ("keyword", "vector", "vector")])
+    assert seen == {
+        "rlm": {"keyword": "win", "vector": "tie"},
+        "keyword": {"rlm": "loss", "vector": "loss"},
+        "vector": {"rlm": "tie", "keyword": "win"},
+    }
+    assert PreferenceTally.of(seen["rlm"].values()) == PreferenceTally(wins=1, ties=1, losses=0, win_rate=0.75)
+    assert PreferenceTally.of(seen["keyword"].values()).win_rate == 0.0
+    assert PreferenceTally.of([]) == PreferenceTally(win_rate=None)
 
 
 def test_rubric_prompts_carry_question_answer_and_sections() -> None:

@@ -10,11 +10,14 @@ from rich.console import Console
 from devhost.progress import ProgressView
 from shared.step_models import Progress
 
-STATUS = Progress(
-    phase="sub-queries", depth=0, max_depth=2, iteration=3, max_iterations=20, sub_queries_running=6, sub_queries_done=2,
-    tokens=934, cost=0.0123, started_at=(datetime.now(UTC) - timedelta(seconds=42)).isoformat(), elapsed_seconds=41.0,
-    step=7, code="parts = context.split('\\n\\n## ')", trace_id="0af7651916cd43dd8448eb211c80319c",
-).model_dump()  # fmt: skip
+
+def running_status() -> dict:
+    """A query that started 42 s ago (from when the test runs, not when the suite collected it)."""
+    return Progress(
+        phase="sub-queries", depth=0, max_depth=2, iteration=3, max_iterations=20, sub_queries_running=6, sub_queries_done=2,
+        tokens=934, cost=0.0123, started_at=(datetime.now(UTC) - timedelta(seconds=42)).isoformat(), elapsed_seconds=41.0,
+        step=7, code="parts = context.split('\\n\\n## ')", trace_id="0af7651916cd43dd8448eb211c80319c",
+    ).model_dump()  # fmt: skip
 
 
 def shown(status: dict) -> str:
@@ -26,7 +29,7 @@ def shown(status: dict) -> str:
 
 
 def test_live_progress_shows_the_query_state_on_a_terminal() -> None:
-    text = shown(STATUS)
+    text = shown(running_status())
     for part in ("query-7", "sub-queries", "3 / 20", "recurse to depth 2", "6 running, 2 done", "934", "0.0123",
                  "#7", "parts = context.split", "0af7651916cd43dd8448eb211c80319c"):  # fmt: skip
         assert part in text
@@ -42,5 +45,5 @@ def test_progress_without_the_newer_fields_still_shows() -> None:
 def test_no_live_display_off_a_terminal() -> None:
     output = io.StringIO()
     with ProgressView(Console(file=output, force_terminal=False), "query-7") as view:
-        view.update(STATUS)
+        view.update(running_status())
     assert output.getvalue() == ""

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from shared.models import QueryResult
 from shared.telemetry.context import TraceParent, query_span_id, start_trace
 from shared.telemetry.spans import CELL_SPAN, QUERY_SPAN
-from tests.support.model_server import ModelServer, ScriptedRequest
+from tests.support.model_server import ModelServer, ScriptedReply, ScriptedRequest
 from tests.support.rlm import is_leaf, iteration_of, question_of, repl, run_query
 from tests.support.telemetry import OtlpReceiver, in_memory
 
@@ -33,17 +33,25 @@ FAN_OUT = 3
 DOCUMENTS = [{"title": f"Shelf {i}", "content": " ".join(["apple"] * (i + 1) + ["pear"] * 3)} for i in range(FAN_OUT)]
 
 
-def fan_out_script(request: ScriptedRequest) -> str:
+REASONING_TOKENS = 7
+
+
+def fan_out_script(request: ScriptedRequest) -> str | ScriptedReply:
+    """Every reply reports reasoning tokens; the server's prefix cache reports cached prompt
+    tokens wherever a request repeats the start of an earlier one (each child's system prompt)."""
     if is_leaf(request):
-        return "ok"
+        return ScriptedReply("ok", reasoning_tokens=REASONING_TOKENS)
     if question_of(request) == "How many apples?":
-        return repl(
-            'parts = context.split("\\n\\n## ")\n'
-            'counts = rlm_query_batch([("Count apples here", p) for p in parts])\n'
-            'note = llm_query("Say ok")\n'
-            'Final = f"{sum(int(c) for c in counts)} {note}"'
+        return ScriptedReply(
+            repl(
+                'parts = context.split("\\n\\n## ")\n'
+                'counts = rlm_query_batch([("Count apples here", p) for p in parts])\n'
+                'note = llm_query("Say ok")\n'
+                'Final = f"{sum(int(c) for c in counts)} {note}"'
+            ),
+            reasoning_tokens=REASONING_TOKENS,
         )
-    return repl('Final = str(context.count("apple"))')
+    return ScriptedReply(repl('Final = str(context.count("apple"))'), reasoning_tokens=REASONING_TOKENS)
 
 
 def hex_id(value: int) -> str:
@@ -88,7 +96,7 @@ def test_a_fanned_out_query_is_one_trace_with_the_expected_tree(rlm_env: Path, m
     assert {parent_of(c) for c in children} == {root.context.span_id}
     assert sorted(c.attributes["rlm.instance_id"] for c in children) == [f"query-1-1-{k}" for k in range(FAN_OUT)]
     for query in queries:
-        assert query.attributes["rlm.outcome"] == "final"
+        assert query.attributes["rlm.outcome"] == "final" and "rlm.forced_reason" not in query.attributes
         assert query.attributes["gen_ai.operation.name"] == "invoke_agent"
         assert query.start_time < query.end_time
     assert root.attributes["rlm.sub_queries"] == FAN_OUT + 1  # three sub-queries and one leaf call
@@ -122,6 +130,12 @@ def test_a_fanned_out_query_is_one_trace_with_the_expected_tree(rlm_env: Path, m
         assert attributes["gen_ai.request.model"] == attributes["gen_ai.response.model"] == "gpt-5-4-mini"
         assert attributes["gen_ai.usage.input_tokens"] > 0 and attributes["gen_ai.usage.output_tokens"] > 0
         assert attributes["server.address"] == "127.0.0.1"
+        assert attributes["gen_ai.usage.reasoning.output_tokens"] == REASONING_TOKENS
+    # Each call's cached prompt tokens, as the provider reported them, on its span.
+    reported = sorted(c.usage["prompt_tokens_details"]["cached_tokens"] for c in model_server.calls if c.usage)
+    assert sorted(c.attributes["gen_ai.usage.cache_read.input_tokens"] for c in calls) == reported
+    assert sum(reported) > 0 and sum(reported) == sum(u.cached_tokens for u in result.usage.values())
+    assert root.attributes["gen_ai.usage.cache_read.input_tokens"] == sum(reported)
 
     cells = [s for s in spans if s.name == CELL_SPAN]
     assert len(cells) == 3 + FAN_OUT
@@ -142,18 +156,26 @@ def test_query_metrics_count_queries_tokens_and_fan_out(rlm_env: Path, model_ser
         return sum(p.count for p in collected.metric_points(name))
 
     before = {
+        "started roots": total("rlm.queries.started", **{"rlm.depth": 0}),
+        "started subs": total("rlm.queries.started", **{"rlm.depth": 1}),
         "roots": total("rlm.queries.finished", **{"rlm.depth": 0, "rlm.outcome": "final"}),
         "subs": total("rlm.queries.finished", **{"rlm.depth": 1}),
         "input": total("gen_ai.client.token.usage", **{"gen_ai.token.type": "input"}),
+        "cached": total("rlm.model.tokens", **{"gen_ai.token.type": "cached"}),
         "calls": counts("gen_ai.client.operation.duration"),
         "fan_out": counts("rlm.fan_out.width"),
     }
     result, _, _ = run_fan_out(rlm_env, model_server)
+    # One root and FAN_OUT sub-queries, each started once (the leaf call opens no session).
+    assert total("rlm.queries.started", **{"rlm.depth": 0}) == before["started roots"] + 1
+    assert total("rlm.queries.started", **{"rlm.depth": 1}) == before["started subs"] + FAN_OUT
     assert total("rlm.queries.finished", **{"rlm.depth": 0, "rlm.outcome": "final"}) == before["roots"] + 1
     assert total("rlm.queries.finished", **{"rlm.depth": 1}) == before["subs"] + FAN_OUT
     assert total("gen_ai.client.token.usage", **{"gen_ai.token.type": "input"}) - before["input"] == sum(
         u.prompt_tokens for u in result.usage.values()
     )
+    cached = sum(u.cached_tokens for u in result.usage.values())
+    assert cached > 0 and total("rlm.model.tokens", **{"gen_ai.token.type": "cached"}) - before["cached"] == cached
     assert counts("gen_ai.client.operation.duration") == before["calls"] + 2 + FAN_OUT
     assert counts("rlm.fan_out.width") == before["fan_out"] + 2  # the batch of three, then the leaf call
 

@@ -301,6 +301,8 @@ def query_finished(finish: FinishInput, result: QueryResult) -> None:
         "rlm.iterations": finish.iterations,
         "rlm.sub_queries": finish.sub_queries,
     }
+    if finish.forced_reason is not None:
+        attributes["rlm.forced_reason"] = finish.forced_reason
     _agent_span(QUERY_SPAN, task, finish.instance_id, attributes, finish.usage, finish.started_at, result)
     outcome = {"rlm.depth": task.depth, "rlm.outcome": finish.outcome}
     queries_finished.add(1, outcome)

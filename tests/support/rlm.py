@@ -17,6 +17,7 @@ from tests.support.model_server import DATETIME_PREFIX, ScriptedRequest
 WORDS = "station river harbor ridge valley report wind snow tide fuel gauge survey supply road storm".split()
 QUESTION_LINE = re.compile(r"^Question: (.*)$", re.MULTILINE)
 ITERATION_LINE = re.compile(r"This is iteration (\d+) of (\d+)")
+RAW_DATETIME = re.compile(rb"<current_datetime>.*?</current_datetime>", re.DOTALL)
 
 
 def filler_corpus(target_chars: int, *, needle: str | None = None, seed: int = 7) -> str:
@@ -76,6 +77,12 @@ def without_timestamps(request: ScriptedRequest) -> list[dict[str, Any]]:
         m | {"content": DATETIME_PREFIX.sub("", m["content"])} if m.get("role") == "user" and isinstance(m.get("content"), str) else m
         for m in request.messages
     ]
+
+
+def raw_without_timestamps(request: ScriptedRequest) -> bytes:
+    """The body exactly as the provider received it, with the CLI's `<current_datetime>` stamps
+    emptied: what a retried or resumed call must send again byte for byte."""
+    return RAW_DATETIME.sub(b"<current_datetime></current_datetime>", request.raw)
 
 
 async def run_query(

@@ -2,7 +2,7 @@
 // per-question latency and cost from the rows. A batch of one strategy is RLM alone.
 
 import { strategyDomain } from "./strategies";
-import type { BatchRow, BatchSummary, StrategySummary } from "./types";
+import type { BatchRow, BatchSummary, KindScores, PreferenceTally, StrategySummary } from "./types";
 
 export const DEFAULT_STRATEGY = "rlm";
 
@@ -39,6 +39,7 @@ export function strategySummaries(summary: BatchSummary): Record<string, Strateg
       latency_seconds: summary.latency_seconds,
       cost: summary.cost ?? null,
       usage: summary.usage,
+      kinds: summary.kinds ?? null,
     },
   };
 }
@@ -66,6 +67,43 @@ export function judgeMeasures(summary: BatchSummary): Measure[] {
     ["groundedness", s.judge?.groundedness],
     ["coherence", s.judge?.coherence],
   ]);
+}
+
+/** The judge's pairwise preference: each strategy's win rate against the others' answers, 0 to 1. */
+export function preferenceMeasures(summary: BatchSummary): Measure[] {
+  return measures(summary, (s) => [["win rate", s.preference?.win_rate]]);
+}
+
+export interface PreferenceLine extends PreferenceTally {
+  strategy: string;
+}
+
+/** Wins, ties and losses per strategy, in the usual strategy order; empty when the judge gave none. */
+export function preferenceLines(summary: BatchSummary): PreferenceLine[] {
+  const bySummary = strategySummaries(summary);
+  return strategyDomain(Object.keys(bySummary)).flatMap((strategy) => {
+    const tally = bySummary[strategy].preference;
+    return tally ? [{ strategy, ...tally }] : [];
+  });
+}
+
+export interface KindLine {
+  kind: string;
+  count: number;
+  /** Per strategy, in the order of `strategies`: its scores on this kind, if it has any. */
+  scores: (KindScores | null)[];
+}
+
+/** Accuracy and F1 by the kind of question, one line per kind, a cell per strategy. */
+export function kindLines(summary: BatchSummary): { strategies: string[]; lines: KindLine[] } {
+  const bySummary = strategySummaries(summary);
+  const strategies = strategyDomain(Object.keys(bySummary));
+  const kinds = [...new Set(strategies.flatMap((s) => Object.keys(bySummary[s].kinds ?? {})))].sort();
+  const lines = kinds.map((kind) => {
+    const scores = strategies.map((s) => bySummary[s].kinds?.[kind] ?? null);
+    return { kind, count: scores.find((k) => k !== null)?.count ?? 0, scores };
+  });
+  return { strategies, lines };
 }
 
 export function questionPoints(rows: BatchRow[]): QuestionPoint[] {

@@ -302,10 +302,27 @@ export interface JudgeScores {
   coherence?: number | null;
 }
 
+/** How a strategy fared in the judge's pairwise preferences; a tie counts half of the win rate. */
+export interface PreferenceTally {
+  wins: number;
+  ties: number;
+  losses: number;
+  win_rate: number | null;
+}
+
+/** Exact match and F1 over the questions of one kind (`kind` in the batch's questions). */
+export interface KindScores {
+  count: number;
+  accuracy: number | null;
+  f1: number | null;
+}
+
 export interface StrategySummary {
   accuracy: number | null;
   f1?: number | null;
   judge?: JudgeScores | null;
+  preference?: PreferenceTally | null;
+  kinds?: Record<string, KindScores> | null;
   latency_seconds?: Latency | null;
   cost?: number | null;
   usage?: TokenUsage | null;
@@ -325,6 +342,7 @@ export interface BatchSummary {
   latency_seconds: Latency | null;
   cost?: number | null;
   strategies?: Record<string, StrategySummary>;
+  kinds?: Record<string, KindScores> | null;
   started_at: string;
   ended_at: string;
 }
@@ -369,6 +387,9 @@ export interface BatchRow {
   instance_id: string;
   error: string | null;
   strategy?: string;
+  kind?: string | null;
+  /** The judge's preference between this answer and each other strategy's to the same question. */
+  preference?: Record<string, "win" | "tie" | "loss">;
   cost?: number | null;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { accuracyAgainstSpend, accuracyMeasures, hasCosts, judgeMeasures, questionPoints } from "../src/benchmarks";
+import { accuracyAgainstSpend, accuracyMeasures, hasCosts, judgeMeasures, kindLines, preferenceLines, preferenceMeasures, questionPoints } from "../src/benchmarks";
 import type { BatchRow, BatchSummary } from "../src/types";
 
 const usage = (tokens: number) => ({ model_calls: 1, prompt_tokens: tokens, completion_tokens: 0 });
@@ -38,5 +38,30 @@ describe("benchmark charts", () => {
       { strategy: "rlm", accuracy: 0.9, spend: 0.02 },
       { strategy: "keyword", accuracy: 0.2, spend: 0.001 },
     ]);
+  });
+
+  it("reads the judge's pairwise preference per strategy, none when the judge gave none", () => {
+    const strategies = {
+      keyword: { accuracy: 0.5, preference: { wins: 0, ties: 7, losses: 1, win_rate: 0.4375 } },
+      rlm: { accuracy: 1, preference: { wins: 4, ties: 4, losses: 0, win_rate: 0.75 } },
+      vector: { accuracy: 0.5, preference: null },
+    };
+    expect(preferenceMeasures(summary({ strategies }))).toEqual([
+      { strategy: "rlm", measure: "win rate", value: 0.75 },
+      { strategy: "keyword", measure: "win rate", value: 0.4375 },
+    ]);
+    expect(preferenceLines(summary({ strategies })).map((l) => [l.strategy, l.wins, l.ties, l.losses])).toEqual([["rlm", 4, 4, 0], ["keyword", 0, 7, 1]]);
+    expect(preferenceLines(summary())).toEqual([]);
+  });
+
+  it("splits accuracy by kind of question, a cell per strategy", () => {
+    const strategies = {
+      keyword: { accuracy: 0.5, kinds: { needle: { count: 1, accuracy: 1, f1: 0.5 }, aggregation: { count: 1, accuracy: 0, f1: 0 } } },
+      rlm: { accuracy: 1, kinds: { needle: { count: 1, accuracy: 1, f1: 0.4 } } },
+    };
+    const { strategies: order, lines } = kindLines(summary({ strategies }));
+    expect(order).toEqual(["rlm", "keyword"]);
+    expect(lines.map((l) => [l.kind, l.count, l.scores.map((k) => k?.f1 ?? null)])).toEqual([["aggregation", 1, [null, 0]], ["needle", 1, [0.4, 0.5]]]);
+    expect(kindLines(summary({ kinds: { filter: { count: 2, accuracy: 0.5, f1: 0.6 } } })).lines).toEqual([{ kind: "filter", count: 2, scores: [{ count: 2, accuracy: 0.5, f1: 0.6 }] }]);
   });
 });

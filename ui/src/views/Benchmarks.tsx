@@ -7,7 +7,10 @@ import {
   accuracyMeasures,
   hasCosts,
   judgeMeasures,
+  kindLines,
   type Measure,
+  preferenceLines,
+  preferenceMeasures,
   type QuestionPoint,
   questionPoints,
   spendOf,
@@ -127,6 +130,7 @@ function Charts({ summary, rows }: { summary: BatchSummary; rows: BatchRow[] }) 
   const spendLabel = costs ? "cost per question (USD)" : "tokens per question (no price table: tokens stand in for cost)";
   const accuracy = accuracyMeasures(summary);
   const judge = judgeMeasures(summary);
+  const preference = preferenceMeasures(summary);
   const tradeoff = accuracyAgainstSpend(summary, points);
   return (
     <div class="chart-grid">
@@ -136,9 +140,76 @@ function Charts({ summary, rows }: { summary: BatchSummary; rows: BatchRow[] }) 
         <p class="facts">No question had an expected answer, so there is no accuracy to chart.</p>
       )}
       {judge.length > 0 && <PlotFigure className="chart-judge" title="Judge scores" draw={(w) => measureChart(judge, 5, "judge score (1 to 5)", w)} deps={[summary]} caption="The judge model's relevance, groundedness and coherence per strategy." />}
+      {preference.length > 0 && <PlotFigure className="chart-preference" title="Judge's preference" draw={(w) => measureChart(preference, 1, "win rate (a tie counts half)", w)} deps={[summary]} caption="How often the judge preferred each strategy's answer over another strategy's answer to the same question." />}
       <PlotFigure className="chart-latency" title="Latency per question" draw={(w) => distributionChart(points, { value: (p) => p.latency, label: "seconds per question", format: seconds }, w)} deps={[rows]} caption="Latency of each question per strategy: the box spans the middle half, the dots are questions." />
       <PlotFigure className="chart-cost" title={costs ? "Cost per question" : "Tokens per question"} draw={(w) => distributionChart(points, { value: (p) => spendOf(p, costs), label: spendLabel, format: costs ? money : count }, w)} deps={[rows]} caption={costs ? "Cost of each question per strategy." : "Tokens of each question per strategy."} />
       {tradeoff.length > 0 && <PlotFigure className="chart-tradeoff" title={costs ? "Accuracy against cost" : "Accuracy against tokens"} draw={(w) => tradeoffChart(tradeoff, costs ? "mean cost per question (USD)" : "mean tokens per question", w)} deps={[summary, rows]} caption="Accuracy against what it cost: up and to the left is better." />}
+    </div>
+  );
+}
+
+function PreferenceTable({ summary }: { summary: BatchSummary }) {
+  const lines = preferenceLines(summary);
+  if (lines.length === 0) return null;
+  return (
+    <div class="table-scroll" tabIndex={0} role="region" aria-label="Pairwise preference">
+      <table class="listing preference">
+        <caption>The judge's pairwise preference: each answer against every other strategy's answer to the same question</caption>
+        <thead>
+          <tr>
+            <th scope="col">Strategy</th>
+            <th scope="col">Wins</th>
+            <th scope="col">Ties</th>
+            <th scope="col">Losses</th>
+            <th scope="col">Win rate</th>
+          </tr>
+        </thead>
+        <tbody>
+          {lines.map((line) => (
+            <tr key={line.strategy}>
+              <th scope="row">{line.strategy}</th>
+              <td>{count(line.wins)}</td>
+              <td>{count(line.ties)}</td>
+              <td>{count(line.losses)}</td>
+              <td>{percent(line.win_rate)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function KindTable({ summary }: { summary: BatchSummary }) {
+  const { strategies, lines } = kindLines(summary);
+  if (lines.length === 0) return null;
+  return (
+    <div class="table-scroll" tabIndex={0} role="region" aria-label="Scores by kind of question">
+      <table class="listing kinds">
+        <caption>Accuracy (F1) by kind of question</caption>
+        <thead>
+          <tr>
+            <th scope="col">Kind</th>
+            {strategies.map((s) => (
+              <th scope="col" key={s}>
+                {s}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {lines.map((line) => (
+            <tr key={line.kind}>
+              <th scope="row">
+                {line.kind} ({count(line.count)})
+              </th>
+              {line.scores.map((k, i) => (
+                <td key={strategies[i]}>{k ? `${percent(k.accuracy)} (${k.f1 === null ? "–" : k.f1.toFixed(2)})` : "–"}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
 }
@@ -200,6 +271,8 @@ function BatchView({ id }: { id: string }) {
       {status?.summary && rows && (
         <>
           <Charts summary={status.summary} rows={rows} />
+          <PreferenceTable summary={status.summary} />
+          <KindTable summary={status.summary} />
           <RowsTable rows={rows} />
         </>
       )}
