@@ -3,14 +3,15 @@ worker's event loop, where the process-wide Copilot client lives and where sandb
 wait for a slot without holding a thread; finishing, which only reads and writes storage,
 runs in a thread.
 
-Each step is also a client function: before it starts and after it ran, it asks whether
-its tree still runs (rlm_activities.cancel), so a root terminated by Durable's own webhook
+Each step is also a client function: while it runs and after it ran, it asks whether its
+tree still runs (rlm_activities.cancel), so a root terminated by Durable's own webhook
 still stops its sub-queries and frees the tree's sandboxes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,9 @@ from shared.step_models import RlmTask
 
 bp = df.Blueprint()
 
+# The checks after a step, running on while its result goes back (held so they are not collected).
+_checks: set[asyncio.Task[str | None]] = set()
+
 Step = Callable[[dict[str, Any], steps.Parts], Awaitable[dict[str, Any]]]
 
 
@@ -35,12 +39,20 @@ class StepPlace(BaseModel):
 
 
 async def _in_running_tree(step: Step, payload: dict[str, Any], client: df.DurableOrchestrationClient) -> dict[str, Any]:
-    """Run `step` unless its tree has stopped; stop the tree if it stopped while the step ran."""
+    """Run `step` while asking, beside it, whether its tree still runs (so the check costs the
+    step no time): a step of a stopped tree is cancelled and the tree stopped. Once the step
+    ran, the question is asked again without holding up its result."""
     where = StepPlace.model_validate(payload)
+    running = asyncio.ensure_future(step(payload, parts()))
     if (reason := await stop_if_ended(client, where.task, where.instance_id)) is not None:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
         raise TreeStopped(f"{where.instance_id} did not run its step: {reason}")
-    result = await step(payload, parts())
-    await stop_if_ended(client, where.task, where.instance_id)
+    result = await running
+    checking = asyncio.ensure_future(stop_if_ended(client, where.task, where.instance_id))
+    _checks.add(checking)
+    checking.add_done_callback(_checks.discard)
     return result
 
 

@@ -5,8 +5,8 @@ tree's sandbox sessions are closed and their files deleted.
 Two ways lead here: the cancel routes, which the links of a 202 name as `terminatePostUri`;
 and a root (or the comparison or batch a tree runs for) terminated behind the service's
 back, by Durable's own webhook. Nothing of ours runs on that termination, so each step of a
-tree asks whether its tree still runs, before it starts and after it ran, and the first
-step that finds it stopped stops the rest.
+tree asks whether its tree still runs, beside its work and after it, and the first step
+that finds it stopped stops the rest.
 """
 
 from __future__ import annotations
