@@ -25,9 +25,6 @@ from shared.step_models import RlmTask
 
 bp = df.Blueprint()
 
-# The checks after a step, running on while its result goes back (held so they are not collected).
-_checks: set[asyncio.Task[str | None]] = set()
-
 Step = Callable[[dict[str, Any], steps.Parts], Awaitable[dict[str, Any]]]
 
 
@@ -39,9 +36,10 @@ class StepPlace(BaseModel):
 
 
 async def _in_running_tree(step: Step, payload: dict[str, Any], client: df.DurableOrchestrationClient) -> dict[str, Any]:
-    """Run `step` while asking, beside it, whether its tree still runs (so the check costs the
-    step no time): a step of a stopped tree is cancelled and the tree stopped. Once the step
-    ran, the question is asked again without holding up its result."""
+    """Run `step` while asking, beside it, whether its tree still runs (so that check costs the
+    step no time): a step of a stopped tree is cancelled and the tree stopped. Once the step ran,
+    the question is asked again, while its instance still runs, so a root stopped during its
+    step still frees the tree's sandboxes."""
     where = StepPlace.model_validate(payload)
     running = asyncio.ensure_future(step(payload, parts()))
     if (reason := await stop_if_ended(client, where.task, where.instance_id)) is not None:
@@ -50,9 +48,7 @@ async def _in_running_tree(step: Step, payload: dict[str, Any], client: df.Durab
             await running
         raise TreeStopped(f"{where.instance_id} did not run its step: {reason}")
     result = await running
-    checking = asyncio.ensure_future(stop_if_ended(client, where.task, where.instance_id))
-    _checks.add(checking)
-    checking.add_done_callback(_checks.discard)
+    await stop_if_ended(client, where.task, where.instance_id)
     return result
 
 
