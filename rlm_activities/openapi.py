@@ -106,6 +106,7 @@ KEY = Parameter(
 TEXT = Schema(type="string")
 BAD = Reply("the request is invalid: a field, an id or a parameter (details say which)")
 TOO_LARGE = Reply("the body is larger than the service reads")
+URL_TOO_LONG = Reply("the URL (a long reason, say) is longer than the service reads")
 RETRY_AFTER = f"seconds to wait before retrying ({RETRY_AFTER_SECONDS})"
 UI_FILES: dict[str, Body] = {kind: TEXT for kind in ("text/javascript", "text/css", "image/svg+xml", "application/json")}
 
@@ -166,6 +167,7 @@ ROUTES: tuple[Route, ...] = (
             400: BAD,
             404: Reply("no such query"),
             409: Reply("the query is not running"),
+            414: URL_TOO_LONG,
         },
         parameters=(QUERY_ID, REASON),
     ),
@@ -276,6 +278,7 @@ ROUTES: tuple[Route, ...] = (
             400: BAD,
             404: Reply("no such comparison"),
             409: Reply("the comparison is not running"),
+            414: URL_TOO_LONG,
         },
         parameters=(COMPARISON, REASON),
     ),
