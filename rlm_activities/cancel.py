@@ -24,7 +24,9 @@ from rlm_activities.http_io import BadRequest
 from rlm_activities.starts import ENDED
 from shared.step_models import RlmTask
 
-REASON_CHARS = 500
+# Long enough to say why, short enough that any reason, percent-encoded (12 bytes for a 4-byte
+# character), fits in the 4 KB of URL a host reads.
+REASON_CHARS = 300
 
 log = logging.getLogger("rlm.cancel")
 
