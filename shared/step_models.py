@@ -58,6 +58,11 @@ class RlmTask(BaseModel):
         return self.root_model if self.depth == 0 else self.sub_model
 
     @property
+    def height(self) -> int:
+        """Levels of sub-queries that may still open below this one (each holds a sandbox)."""
+        return self.max_depth - self.depth
+
+    @property
     def trace_parent(self) -> TraceParent:
         return self.trace or TraceParent.of_root(self.root_id)
 

@@ -92,7 +92,7 @@ class Parts:
 
 async def reserve_sandbox(p: StepInput, parts: Parts) -> None:
     """Wait (holding no thread) for the instance's sandbox slot, before any step that may start its sandbox."""
-    await parts.executor.reserve(p.instance_id, p.task.root_id, p.task.max_depth - p.task.depth)
+    await parts.executor.reserve(p.instance_id, p.task.root_id, p.task.height)
 
 
 @traced("open")
@@ -100,26 +100,26 @@ async def open_session(payload: dict[str, Any], parts: Parts) -> dict[str, Any]:
     """Start (or find) the sandbox session of an instance with its corpus loaded. The loop
     runs it beside the first model call, which needs only the corpus's size."""
     p = StepInput.model_validate(payload)
-    opened = await asyncio.to_thread(_record_start, p, parts)
+    question = await asyncio.to_thread(p.task.question.resolve, parts.store)
+    opened = await asyncio.to_thread(_record_start, p, parts, question)
     await reserve_sandbox(p, parts)
-    height = p.task.max_depth - p.task.depth
-    await parts.executor.in_thread(parts.executor.open, p.instance_id, p.task.corpus_id, p.task.root_id, height)
+    await parts.executor.in_thread(parts.executor.open, p.instance_id, p.task.corpus_id, p.task.root_id, p.task.height)
     return opened.model_dump()
 
 
-def _record_start(p: StepInput, parts: Parts) -> OpenOutput:
+def _record_start(p: StepInput, parts: Parts, question: str) -> OpenOutput:
     """The instance's trace record, written by whichever of its first two steps (the opening
     and the first call, which run at once) gets there first: a cancel finds the instance by it,
     so it must exist before the model is called; a retried step finds it and counts no second
     start. Returns the corpus's size; refuses a tree the host could never run, before any call."""
-    parts.executor.slots.check(p.task.max_depth - p.task.depth)
+    parts.executor.slots.check(p.task.height)
     index = load_index(parts.store, p.task.corpus_id)
     meta = InstanceMeta(
         instance_id=p.instance_id,
         root_id=p.task.root_id,
         parent_id=p.task.parent_id,
         depth=p.task.depth,
-        question=p.task.question.resolve(parts.store),
+        question=question,
         corpus_id=p.task.corpus_id,
         context_chars=index.chars,
         started_at=utcnow(),
@@ -138,7 +138,7 @@ async def generate_step(payload: dict[str, Any], parts: Parts) -> dict[str, Any]
     started = utcnow()
     question = await asyncio.to_thread(p.task.question.resolve, parts.store)
     earlier = await asyncio.to_thread(parts.traces.steps, p.task.root_id, p.instance_id)
-    opened = p.opened or await asyncio.to_thread(_record_start, p, parts)
+    opened = p.opened or await asyncio.to_thread(_record_start, p, parts, question)
     request = render_root_request(
         question=question,
         context_chars=opened.context_chars,
